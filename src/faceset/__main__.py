@@ -1,0 +1,3 @@
+from faceset.cli import main
+
+main()

@@ -1,0 +1,40 @@
+"""Run crop jobs on every core with a bounded number in flight, so memory stays flat."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+from faceset.crop.render import CropJob, crop_face
+from faceset.model import Outcome
+
+# Jobs queued per worker: enough to keep each busy while results are collected, few enough that
+# a 100,000-face library never sits in memory at once.
+IN_FLIGHT_PER_WORKER = 4
+
+
+def default_workers() -> int:
+    """Return the number of cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def crop_all(jobs: Iterable[CropJob], workers: int) -> Iterator[Outcome]:
+    """Yield one outcome per job, in completion order; ``workers=1`` runs in this process."""
+    if workers <= 1:
+        yield from map(crop_face, jobs)
+        return
+    # forkserver: workers must not inherit the parent's open database connection.
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: set[Future[Outcome]] = set()
+        limit = workers * IN_FLIGHT_PER_WORKER
+        for job in jobs:
+            pending.add(pool.submit(crop_face, job))
+            if len(pending) >= limit:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in done)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (f.result() for f in done)

@@ -1,0 +1,133 @@
+"""Cut one face out of its photo and write it: the per-photo work, safe to run in a worker."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from faceset.crop import geometry
+from faceset.crop.decode import open_photo, read_window, upright
+from faceset.model import Face, Outcome, Reason, Status
+
+# PhotoPrism's detector boxes are pixel squares; a box this far off square was measured on a
+# differently oriented (or different) image. See docs on the pixel-square check.
+SQUARE_TOLERANCE = 0.10
+# Below this aspect ratio a swapped width/height still looks square: the check cannot tell.
+MIN_ASPECT_FOR_SQUARE_CHECK = 1.1
+
+
+@dataclass(frozen=True, slots=True)
+class CropSettings:
+    """How faces are framed and written."""
+
+    size: int = 512
+    """Output side in pixels."""
+    face_ratio: float = 0.4
+    """Face box side as a fraction of the output side (1.0 = the face box alone)."""
+    pad: bool = False
+    """Keep the framing near edges by padding outside the photo instead of shrinking the window."""
+    upscale: bool = False
+    """Write faces whose window is smaller than ``size`` (enlarged) instead of skipping them."""
+    allow_changed: bool = False
+    """Crop files whose content no longer matches the indexed hash."""
+    quality: int = 95
+
+
+@dataclass(frozen=True, slots=True)
+class CropJob:
+    face: Face
+    source: Path
+    """Absolute path of the marker's own file."""
+    output: Path
+    """Absolute path to write the image to."""
+    image: str
+    """``output`` relative to the output folder, for the outcome."""
+    settings: CropSettings
+
+
+def crop_face(job: CropJob) -> Outcome:
+    """Return the outcome of cropping one face; per-photo problems become reasons, not raises."""
+    face = job.face
+    try:
+        data = job.source.read_bytes()
+    except FileNotFoundError:
+        return _problem(face, Reason.MISSING_FILE, f"file not found: {job.source}")
+    except OSError as e:
+        return _problem(face, Reason.UNREADABLE, f"cannot read {job.source}: {e.strerror or e}")
+    if face.file_hash and not job.settings.allow_changed:
+        actual = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+        if actual != face.file_hash.lower():
+            return _problem(
+                face,
+                Reason.FILE_CHANGED,
+                f"file content changed since indexing (sha1 {actual[:12]}, index {face.file_hash[:12]});"
+                " re-index in PhotoPrism or pass --allow-changed",
+            )
+    try:
+        return _render(job, data)
+    except UnidentifiedImageError:
+        return _problem(face, Reason.UNREADABLE, "not an image format faceset can read")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        return _problem(face, Reason.CORRUPT, f"cannot decode image: {e}")
+
+
+def _render(job: CropJob, data: bytes) -> Outcome:
+    face, settings = job.face, job.settings
+    photo = open_photo(data)
+    width, height = geometry.oriented_size(photo.width, photo.height, photo.orientation)
+    warnings: list[str] = []
+    if face.file_width and (face.file_width, face.file_height) != (width, height):
+        warnings.append(
+            f"indexed as {face.file_width}x{face.file_height}, decodes as {width}x{height}"
+        )
+    if not geometry.is_usable(face.box):
+        return _problem(face, Reason.BAD_BOX, f"box {face.box} lies outside the photo")
+    aspect = max(width, height) / min(width, height)
+    if face.detected and aspect >= MIN_ASPECT_FOR_SQUARE_CHECK:
+        ratio = geometry.pixel_aspect(face.box, width, height)
+        if abs(ratio - 1) > SQUARE_TOLERANCE:
+            return _problem(
+                face,
+                Reason.STALE_MARKER,
+                f"detected box is {ratio:.2f}:1 in this {width}x{height} file, not square:"
+                " the file was rotated or replaced after the face was found",
+            )
+    box = geometry.clamp(geometry.rel_to_px(face.box, width, height), width, height)
+    window = geometry.window(box, width, height, settings.face_ratio, settings.pad)
+    if window.width < settings.size and not settings.upscale:
+        return Outcome(
+            face,
+            Status.SKIPPED,
+            reason=Reason.TOO_SMALL,
+            detail=f"crop window {window.width:.0f} px is smaller than {settings.size} px;"
+            " pass --upscale to enlarge it",
+            box=box,
+            crop=window,
+        )
+    stored = geometry.to_stored(window, width, height, photo.orientation)
+    result = upright(read_window(photo, stored, settings.size), photo.orientation)
+    write_jpeg(result, job.output, settings.quality)
+    return Outcome(
+        face, Status.WRITTEN, image=job.image, box=box, crop=window, warnings=tuple(warnings)
+    )
+
+
+def write_jpeg(image: Image.Image, path: Path, quality: int) -> None:
+    """Write ``image`` as a JPEG with no metadata, atomically: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        # No exif= or icc_profile= arguments: nothing of the source's metadata is carried over.
+        image.save(tmp, "JPEG", quality=quality, subsampling=0, optimize=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _problem(face: Face, reason: Reason, detail: str) -> Outcome:
+    status = Status.FAILED if reason.is_failure else Status.SKIPPED
+    return Outcome(face, status, reason=reason, detail=detail)

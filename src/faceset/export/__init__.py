@@ -1,0 +1,1 @@
+"""Export stage: the output folder, its manifest and its report."""

@@ -1,0 +1,60 @@
+"""``report.json``: what a run found, wrote, kept, skipped and why."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from faceset import __version__
+from faceset.model import Outcome, Person, Summary
+
+REPORT = "report.json"
+
+
+def problem(outcome: Outcome) -> dict[str, Any]:
+    """Return the report entry of a face that produced no image."""
+    face = outcome.face
+    return {
+        "marker_uid": face.marker_uid,
+        "photo_uid": face.photo_uid,
+        "source": {"root": face.root, "path": face.file_name},
+        "status": outcome.status.value,
+        "reason": outcome.reason.value if outcome.reason else None,
+        "detail": outcome.detail,
+    }
+
+
+def write_report(
+    out: Path,
+    person: Person,
+    summary: Summary,
+    problems: list[dict[str, Any]],
+    settings: dict[str, Any],
+) -> Path:
+    """Write the run's ``report.json`` atomically and return its path."""
+    data = {
+        "faceset": __version__,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "person": {"uid": person.uid, "name": person.name},
+        "counts": {
+            "found": summary.found,
+            "images": summary.images,
+            "written": summary.written,
+            "kept": summary.kept,
+            "removed": summary.removed,
+            "skipped": summary.skipped,
+            "failed": summary.failed,
+        },
+        "problems": problems,
+        "settings": settings,
+    }
+    path = out / REPORT
+    tmp = out / f".{REPORT}.tmp"
+    tmp.write_text(
+        json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
+    os.replace(tmp, path)
+    return path
