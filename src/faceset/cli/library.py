@@ -1,52 +1,21 @@
-"""The command line: parse, call the library, print. Errors become one line, in one place."""
+"""Commands that read a library: people, export, demo."""
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from faceset import __version__, config, pipeline
-from faceset.errors import FacesetError
+from faceset import config, pipeline
+from faceset.cli import JsonLines, Quiet, Verbose, command, err_console, out_console, setup_logging
 from faceset.model import Outcome, Status
-
-app = typer.Typer(
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,  # keeps database passwords out of tracebacks
-    add_completion=False,
-    help="The faces your photo library already named, as a training set of one person.",
-)
-out_console = Console()
-err_console = Console(stderr=True)
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def command(fn: Callable[P, T]) -> Callable[P, T]:
-    """Register a command whose FacesetError becomes one line on stderr and exit status 1."""
-
-    @functools.wraps(fn)
-    def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except FacesetError as e:
-            err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from e
-
-    app.command()(run)
-    return run
-
 
 # Options shared by the commands that read a library.
 Db = Annotated[
@@ -93,17 +62,6 @@ ConfigFile = Annotated[
         "--config", help="Settings file (default ./faceset.toml if present).", show_default=False
     ),
 ]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show debug messages.")]
-Quiet = Annotated[
-    bool, typer.Option("--quiet", "-q", help="Only warnings and errors; no progress bar.")
-]
-JsonLines = Annotated[bool, typer.Option("--json", help="Print JSON lines on stdout for scripts.")]
-
-
-def _setup_logging(verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
-    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
 
 
 def _load(
@@ -148,7 +106,7 @@ def people(
 
     Example: faceset people --db sqlite:///photoprism/storage/index.db
     """
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     cfg = _load(
         config_file,
         env_file,
@@ -258,7 +216,7 @@ def export(
 
     Example: faceset export --db sqlite:///storage/index.db --originals originals --person "Jane Doe" --out jane
     """
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     sections = {
         "library": _library(db, originals, storage, sidecar, db_password_file),
         "select": {"confirmed_only": confirmed_only, "include_archived": include_archived},
@@ -374,7 +332,7 @@ def demo(
 
     Example: faceset demo --out /tmp/faceset-demo
     """
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     from faceset.demo import build_library
 
     library = build_library(out / "library")
@@ -405,26 +363,3 @@ def demo(
             f"images: {result.out / 'faces'}\nmanifest: {result.out / 'manifest.jsonl'}\nreport: {result.report}",
             highlight=False,
         )
-
-
-def _version(value: bool) -> None:
-    if value:
-        print(__version__)
-        raise typer.Exit()
-
-
-@app.callback()
-def main_options(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
-    ] = False,
-) -> None:
-    """The faces your photo library already named, as a training set of one person."""
-
-
-def main() -> None:
-    app(prog_name="faceset")
-
-
-if __name__ == "__main__":
-    main()
