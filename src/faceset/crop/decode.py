@@ -53,7 +53,12 @@ def open_photo(data: bytes) -> Photo:
     orientation = 1
     # libheif already applies the container's irot/imir while decoding; the EXIF tag that iPhones
     # also write would rotate a second time.
-    if image.format not in _HEIF_FORMATS:
+    if image.format == "TIFF":
+        # Pillow's TIFF loader applies the orientation itself and then drops the tag.
+        image.load()
+        value = getattr(image, "tag_v2", {}).get(EXIF_ORIENTATION, 1)
+        orientation = value if isinstance(value, int) and 1 <= value <= 8 else 1
+    elif image.format not in _HEIF_FORMATS:
         value = image.getexif().get(EXIF_ORIENTATION, 1)
         orientation = value if isinstance(value, int) and 1 <= value <= 8 else 1
     icc = image.info.get("icc_profile") or None

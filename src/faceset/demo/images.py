@@ -82,6 +82,9 @@ def encode(upright_image: Image.Image, fmt: str, orientation: int = 1, quality: 
         pillow_heif.from_pillow(upright_image).save(buffer, quality=quality)
     elif fmt == "JPEG":
         pixels.save(buffer, "JPEG", quality=quality, exif=exif.tobytes())
+    elif fmt == "TIFF":
+        # TIFF keeps Orientation in its own first IFD, not in an embedded EXIF block.
+        pixels.save(buffer, "TIFF", tiffinfo={EXIF_ORIENTATION: orientation})
     else:
         pixels.save(buffer, fmt, exif=exif.tobytes())
     return buffer.getvalue()

@@ -93,7 +93,9 @@ def connect(url: str) -> Engine:
         )
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+            # SQLite opens any file lazily; reading its catalogue proves it is a database.
+            probe = "SELECT COUNT(*) FROM sqlite_master" if backend == "sqlite" else "SELECT 1"
+            conn.execute(sa.text(probe))
     except DBAPIError as e:
         engine.dispose()
         raise SourceError(_connect_message(parsed, e)) from None

@@ -1,0 +1,249 @@
+"""The command line as a user runs it: exit codes, one-line errors, files written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from faceset.cli import app
+from factories import Database, make_library
+
+runner = CliRunner()
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def library(sqlite_db: Database, tmp_path: Path) -> tuple[Database, Path]:
+    lib = make_library(sqlite_db.engine, tmp_path)
+    jane = lib.person("Jane Doe", alias="JD")
+    lib.person("Janet Dough")
+    lib.photo_file("a.jpg", jane)
+    lib.photo_file("b.jpg", jane, orientation=6)
+    return sqlite_db, lib.originals
+
+
+def test_export_writes_images_and_says_where(
+    library: tuple[Database, Path], tmp_path: Path
+) -> None:
+    db, originals = library
+    out = tmp_path / "out"
+
+    code, stdout, _ = invoke(
+        "export",
+        "--db",
+        db.url,
+        "--originals",
+        str(originals),
+        "--person",
+        "jd",
+        "--out",
+        str(out),
+        "--size",
+        "256",
+    )
+
+    assert code == 0
+    assert "Jane Doe: 2 faces -> 2 images" in stdout
+    assert len(list((out / "faces").glob("*.jpg"))) == 2
+
+
+def test_unknown_person_is_one_line_with_suggestions(
+    library: tuple[Database, Path], tmp_path: Path
+) -> None:
+    db, originals = library
+
+    code, _, stderr = invoke(
+        "export",
+        "--db",
+        db.url,
+        "--originals",
+        str(originals),
+        "--person",
+        "Jane Dohe",
+        "--out",
+        str(tmp_path / "o"),
+    )
+
+    assert code == 1
+    assert stderr.strip().count("\n") == 0
+    assert stderr.startswith("error: no person named 'Jane Dohe' in the library; closest: Jane Doe")
+
+
+def test_missing_sqlite_index_is_one_line(tmp_path: Path) -> None:
+    code, _, stderr = invoke("people", "--db", f"sqlite:///{tmp_path}/nope/index.db")
+
+    assert code == 1
+    assert (
+        stderr.strip()
+        == f"error: no SQLite index at {tmp_path}/nope/index.db; PhotoPrism keeps it at <storage>/index.db"
+    )
+
+
+def test_a_database_that_is_not_photoprism_is_named(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    engine = sa.create_engine(f"sqlite:///{other}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE notes (id integer)"))
+    engine.dispose()
+
+    code, _, stderr = invoke("people", "--db", f"sqlite:///{other}")
+
+    assert code == 1
+    assert stderr.startswith(
+        "error: not a PhotoPrism index: no table subjects, markers, files, photos"
+    )
+
+
+def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
+    bogus = tmp_path / "index.db"
+    bogus.write_text("hello")
+
+    code, _, stderr = invoke("people", "--db", f"sqlite:///{bogus}")
+
+    assert code == 1
+    assert stderr.startswith(f"error: cannot read {bogus} as an SQLite index")
+
+
+def test_wrong_mariadb_password_is_one_line(mariadb_db: Database) -> None:
+    url = sa.engine.make_url(mariadb_db.url).set(password="wrong-password")
+
+    code, _, stderr = invoke("people", "--db", url.render_as_string(hide_password=False))
+
+    assert code == 1
+    assert stderr.strip().count("\n") == 0
+    assert "refused user 'root': check the password" in stderr
+    assert "wrong-password" not in stderr
+
+
+def test_unreachable_server_is_one_line() -> None:
+    code, _, stderr = invoke("people", "--db", "mysql+pymysql://photoprism@127.0.0.1:1/photoprism")
+
+    assert code == 1
+    assert (
+        stderr.strip()
+        == "error: cannot reach the database server at 127.0.0.1:1; is it running and is the address right?"
+    )
+
+
+def test_people_lists_names_aliases_uids_and_counts(library: tuple[Database, Path]) -> None:
+    db, _ = library
+
+    code, stdout, _ = invoke("people", "--db", db.url, "--json")
+
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    assert code == 0
+    assert [(r["name"], r["alias"], r["faces"]) for r in rows] == [
+        ("Jane Doe", "JD", 2),
+        ("Janet Dough", "", 0),
+    ]
+    assert all(r["uid"].startswith("j") and len(r["uid"]) == 16 for r in rows)
+
+
+def test_json_mode_prints_one_line_per_face_and_a_summary(
+    library: tuple[Database, Path], tmp_path: Path
+) -> None:
+    db, originals = library
+
+    code, stdout, _ = invoke(
+        "export",
+        "--db",
+        db.url,
+        "--originals",
+        str(originals),
+        "-p",
+        "Jane Doe",
+        "-o",
+        str(tmp_path / "o"),
+        "--size",
+        "256",
+        "--json",
+    )
+
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert code == 0
+    assert [e["event"] for e in events] == ["face", "face", "summary"]
+    assert events[-1]["written"] == 2
+
+
+def test_photoprism_environment_is_enough(library: tuple[Database, Path], tmp_path: Path) -> None:
+    db, originals = library
+    env = {
+        "PHOTOPRISM_DATABASE_DRIVER": "sqlite",
+        "PHOTOPRISM_STORAGE_PATH": str(Path(db.url.removeprefix("sqlite:///")).parent),
+        "PHOTOPRISM_ORIGINALS_PATH": str(originals),
+    }
+
+    code, stdout, _ = invoke(
+        "export", "-p", "Jane Doe", "-o", str(tmp_path / "o"), "--size", "256", env=env
+    )
+
+    assert code == 0
+    assert "2 images" in stdout
+
+
+def test_env_file_and_faceset_toml_are_read(library: tuple[Database, Path], tmp_path: Path) -> None:
+    db, originals = library
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        f"# PhotoPrism settings\nPHOTOPRISM_DATABASE_DSN='{db.url.removeprefix('sqlite:///')}'\nPHOTOPRISM_DATABASE_DRIVER=sqlite\n"
+    )
+    toml = tmp_path / "faceset.toml"
+    toml.write_text(f'[library]\noriginals = "{originals}"\n\n[crop]\nsize = 200\n')
+
+    code, _, _ = invoke(
+        "export",
+        "--env-file",
+        str(env_file),
+        "--config",
+        str(toml),
+        "-p",
+        "Jane Doe",
+        "-o",
+        str(tmp_path / "o"),
+    )
+
+    assert code == 0
+    rec = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rec["settings"]["crop"]["size"] == 200
+
+
+def test_a_typo_in_faceset_toml_names_the_key(tmp_path: Path) -> None:
+    toml = tmp_path / "faceset.toml"
+    toml.write_text("[crop]\nsise = 512\n")
+
+    code, _, stderr = invoke("people", "--config", str(toml))
+
+    assert code == 1
+    assert stderr.startswith("error: setting crop.sise: Extra inputs are not permitted")
+
+
+def test_no_library_given_says_what_to_pass(tmp_path: Path) -> None:
+    code, _, stderr = invoke("people", env={"PHOTOPRISM_DATABASE_DRIVER": ""})
+
+    assert code == 1
+    assert stderr.startswith("error: no library given: pass --db")
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "faceset", "demo", "--out", str(tmp_path / "demo")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert "Eileen Collins: 9 faces -> 7 images" in result.stdout
+    report = json.loads((tmp_path / "demo" / "export" / "report.json").read_text())
+    assert report["counts"]["failed"] == {"corrupt": 1}
+    assert report["counts"]["skipped"] == {"too_small": 1}
+    assert len(list((tmp_path / "demo" / "export" / "faces").glob("*.jpg"))) == 7
