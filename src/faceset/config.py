@@ -14,97 +14,23 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from faceset.crop import CropSettings
+from faceset.crop.config import CropConfig
 from faceset.errors import ConfigError
+from faceset.export.config import ExportConfig
+from faceset.select.config import SelectConfig
+from faceset.settings import Section
+from faceset.sources.config import LibraryConfig
 
 DEFAULT_CONFIG = Path("faceset.toml")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LibraryConfig(_Section):
-    db: str | None = None
-    """SQLAlchemy URL of PhotoPrism's index: sqlite:///.../index.db or mysql+pymysql://..."""
-    db_password_file: Path | None = None
-    """File holding the database password, so it never appears on a command line."""
-    originals: Path | None = None
-    """PhotoPrism's originals folder (file_root '/')."""
-    storage: Path | None = None
-    """PhotoPrism's storage folder; holds index.db and, by default, the sidecar folder."""
-    sidecar: Path | None = None
-    """Generated JPEGs of RAW/HEIC/video (file_root 'sidecar'); default <storage>/sidecar."""
-    import_path: Path | None = None
-    """PhotoPrism's import folder (file_root 'import')."""
-
-
-class SelectConfig(_Section):
-    confirmed_only: bool = False
-    """Only faces the user named, not ones PhotoPrism matched automatically."""
-    include_archived: bool = False
-    """Also faces on archived photos."""
-
-
-class CropConfig(_Section):
-    size: int = Field(512, ge=64, le=4096)
-    """Output side in pixels."""
-    face_ratio: float = Field(0.4, gt=0.05, le=1.0)
-    """Face box side as a fraction of the output side; 0.35-0.45 is head and shoulders."""
-    tight: bool = False
-    """The face box alone (same as face_ratio = 1)."""
-    pad: bool = False
-    """Keep the framing at photo edges by padding instead of tightening."""
-    upscale: bool = False
-    """Enlarge faces too small for the size instead of skipping them."""
-    allow_changed: bool = False
-    """Crop files whose content changed since PhotoPrism indexed them."""
-    quality: int = Field(95, ge=50, le=100)
-    """JPEG quality of the written images."""
-
-    def settings(self) -> CropSettings:
-        return CropSettings(
-            size=self.size,
-            face_ratio=1.0 if self.tight else self.face_ratio,
-            pad=self.pad,
-            upscale=self.upscale,
-            allow_changed=self.allow_changed,
-            quality=self.quality,
-        )
-
-
-class ExportConfig(_Section):
-    out: Path | None = None
-    """Output folder."""
-    workers: int | None = Field(None, ge=1)
-    """Processes cropping in parallel; default one per core."""
-
-
-class Config(_Section):
+class Config(Section):
     library: LibraryConfig = LibraryConfig()
     select: SelectConfig = SelectConfig()
     crop: CropConfig = CropConfig()
     export: ExportConfig = ExportConfig()
-
-    def roots(self) -> dict[str, Path]:
-        """Return the directory of each PhotoPrism ``file_root`` this config knows."""
-        lib = self.library
-        roots: dict[str, Path] = {}
-        if lib.originals:
-            roots["/"] = lib.originals
-        sidecar = lib.sidecar
-        if sidecar is None and lib.storage:
-            sidecar = lib.storage / "sidecar"
-        if sidecar is not None:
-            # PhotoPrism resolves a relative sidecar path against the originals.
-            if not sidecar.is_absolute() and lib.originals:
-                sidecar = lib.originals / sidecar
-            roots["sidecar"] = sidecar
-        if lib.import_path:
-            roots["import"] = lib.import_path
-        return roots
 
 
 def load(

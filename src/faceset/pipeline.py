@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from faceset import sources
 from faceset.config import Config
 from faceset.crop import CropJob, CropSettings
 from faceset.crop.pool import crop_all, default_workers
@@ -17,7 +18,6 @@ from faceset.export.report import problem, write_report
 from faceset.model import Face, Outcome, Person, Reason, Status, Summary
 from faceset.sources import Source
 from faceset.sources.people import resolve_person
-from faceset.sources.photoprism_db import PhotoPrismDB
 from faceset.sources.roots import UnsafePath, resolve_in_root
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,7 @@ class ExportResult:
 
 def open_source(config: Config) -> Source:
     """Return the library the config points at."""
-    if not config.library.db:
-        raise ConfigError(
-            "no library given: pass --db (sqlite:///.../index.db or mysql+pymysql://...) or set"
-            " PHOTOPRISM_DATABASE_DRIVER"
-        )
-    return PhotoPrismDB(config.library.db, config.roots())
+    return sources.open_source(config.library)
 
 
 def list_people(config: Config) -> list[Person]:
@@ -65,7 +60,7 @@ def export(
     out = config.export.out
     if out is None:
         raise ConfigError("no output folder: pass --out DIR")
-    if "/" not in config.roots():
+    if "/" not in config.library.roots():
         raise ConfigError(
             "no originals folder: pass --originals DIR or set PHOTOPRISM_ORIGINALS_PATH"
         )

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from faceset.errors import ConfigError
 from faceset.model import Face, Person
+from faceset.sources.config import LibraryConfig
 
 
 class Source(Protocol):
@@ -27,3 +29,15 @@ class Source(Protocol):
     ) -> Iterator[Face]: ...
 
     def close(self) -> None: ...
+
+
+def open_source(library: LibraryConfig) -> Source:
+    """Return the library that the settings point at; raise ConfigError when none is given."""
+    if not library.db:
+        raise ConfigError(
+            "no library given: pass --db (sqlite:///.../index.db or mysql+pymysql://...) or set"
+            " PHOTOPRISM_DATABASE_DRIVER"
+        )
+    from faceset.sources.photoprism_db import PhotoPrismDB
+
+    return PhotoPrismDB(library.db, library.roots())

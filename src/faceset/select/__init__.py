@@ -1,0 +1,1 @@
+"""Select stage: which of a person's faces make the training set."""
