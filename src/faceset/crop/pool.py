@@ -1,14 +1,18 @@
-"""Run crop jobs on every core with a bounded number in flight, so memory stays flat."""
+"""Run per-photo work on every core with a bounded number in flight, so memory stays flat."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import TypeVar
 
 from faceset.crop.render import CropJob, crop_face
 from faceset.model import Outcome
+
+J = TypeVar("J")
+R = TypeVar("R")
 
 # Jobs queued per worker: enough to keep each busy while results are collected, few enough that
 # a 100,000-face library never sits in memory at once.
@@ -21,17 +25,25 @@ def default_workers() -> int:
 
 
 def crop_all(jobs: Iterable[CropJob], workers: int) -> Iterator[Outcome]:
-    """Yield one outcome per job, in completion order; ``workers=1`` runs in this process."""
+    """Yield one outcome per crop job, in completion order; ``workers=1`` runs in this process."""
+    return map_bounded(crop_face, jobs, workers)
+
+
+def map_bounded(fn: Callable[[J], R], jobs: Iterable[J], workers: int) -> Iterator[R]:
+    """Yield ``fn(job)`` for every job, in completion order, with few jobs queued at a time.
+
+    ``fn`` must be a module-level function: workers import it. ``workers=1`` runs inline.
+    """
     if workers <= 1:
-        yield from map(crop_face, jobs)
+        yield from map(fn, jobs)
         return
     # forkserver: workers must not inherit the parent's open database connection.
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: set[Future[Outcome]] = set()
+        pending: set[Future[R]] = set()
         limit = workers * IN_FLIGHT_PER_WORKER
         for job in jobs:
-            pending.add(pool.submit(crop_face, job))
+            pending.add(pool.submit(fn, job))
             if len(pending) >= limit:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (f.result() for f in done)
