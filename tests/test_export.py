@@ -522,3 +522,45 @@ def test_exif_transposed_reference_matches_fast_crop(sqlite_db: Database, tmp_pa
     out = Image.open(tmp_path / "out" / rec["image"])
     diff = np.abs(np.asarray(out, dtype=np.int16) - np.asarray(reference, dtype=np.int16)).mean()
     assert diff < 3, diff
+
+
+def test_window_leaves_out_another_persons_face(sqlite_db: Database, tmp_path: Path) -> None:
+    lib = make_library(sqlite_db.engine, tmp_path)
+    # A stranger's face 300 px to the right: the centred 500 px window would hold its centre.
+    stranger = MarkerSpec(RelBox(1250 / 2000, 500 / 1500, 200 / 2000, 200 / 1500))
+    lib.photo_file(
+        "pair.jpg",
+        lib.person("Jane Doe"),
+        size=(2000, 1500),
+        face=(900, 500, 1100, 700),
+        extra=(stranger,),
+    )
+
+    export(lib, sqlite_db, tmp_path / "out", size=256, upscale=True)
+
+    rec = manifest(tmp_path / "out")[0]
+    left, top, right, bottom = rec["crop"]
+    assert (left, top) <= (900, 500)  # the whole face
+    assert right >= 1100
+    assert bottom >= 700
+    assert not (left <= 1350 < right and top <= 600 < bottom)  # not the stranger's centre
+    assert rec["others"] == [[1250.0, 500.0, 1450.0, 700.0]]
+
+
+def test_face_with_no_room_from_a_neighbour_is_skipped_as_crowded(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    lib = make_library(sqlite_db.engine, tmp_path)
+    # The neighbour's centre sits just past the face's edge, inside any margin.
+    neighbour = MarkerSpec(RelBox(1005 / 2000, 500 / 1500, 200 / 2000, 200 / 1500))
+    lib.photo_file(
+        "close.jpg",
+        lib.person("Jane Doe"),
+        size=(2000, 1500),
+        face=(900, 500, 1100, 700),
+        extra=(neighbour,),
+    )
+
+    result = export(lib, sqlite_db, tmp_path / "out", size=128)
+
+    assert result.summary.skipped == {"crowded": 1}

@@ -85,6 +85,10 @@ class Face:
     quality: int = 0
     face_dist: float = -1.0
     taken_at: datetime | None = None
+    others: tuple[RelBox, ...] = ()
+    """Every other face box on the same file (named or not), relative like ``box``."""
+    embedding: tuple[float, ...] | None = None
+    """The library's own face embedding (PhotoPrism: 512-d FaceNet), when it has one."""
 
 
 class Status(StrEnum):
@@ -107,6 +111,7 @@ class Reason(StrEnum):
     UNREADABLE = "unreadable"
     CORRUPT = "corrupt"
     ERROR = "error"
+    CROWDED = "crowded"
 
     @property
     def is_failure(self) -> bool:
@@ -130,6 +135,8 @@ class Outcome:
     """The face box in oriented source pixels, clamped to the image."""
     crop: Box | None = None
     """The window cut from the oriented source before resizing."""
+    others: tuple[Box, ...] = ()
+    """Other faces on the photo, oriented source pixels, clamped (for masks)."""
     warnings: tuple[str, ...] = ()
 
 

@@ -108,9 +108,10 @@ def _crop_faces(
             image = manifest.image_name(face)
             old = previous.get(face.marker_uid)
             if old and old.get("key") == key and (out / old["image"]).is_file():
+                others = tuple(filter(None, map(manifest.box_of, old.get("others", []))))
                 kept = Outcome(
-                    face, Status.KEPT, image=old["image"],
-                    box=manifest.box_of(old.get("box")), crop=manifest.box_of(old.get("crop")),
+                    face, Status.KEPT, image=old["image"], box=manifest.box_of(old.get("box")),
+                    crop=manifest.box_of(old.get("crop")), others=others,
                 )  # fmt: skip
                 finish(kept, key)
                 continue

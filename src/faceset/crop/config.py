@@ -21,6 +21,8 @@ class CropConfig(Section):
     """Enlarge faces too small for the size instead of skipping them."""
     allow_changed: bool = False
     """Crop files whose content changed since PhotoPrism indexed them."""
+    avoid_others: bool = True
+    """Shift or tighten the window so no other person's face centre falls inside it."""
     quality: int = Field(95, ge=50, le=100)
     """JPEG quality of the written images."""
 
@@ -31,5 +33,6 @@ class CropConfig(Section):
             pad=self.pad,
             upscale=self.upscale,
             allow_changed=self.allow_changed,
+            avoid_others=self.avoid_others,
             quality=self.quality,
         )

@@ -103,3 +103,90 @@ def _place(start: float, side: int, extent: int) -> int:
     if side > extent:
         return min(max(round(start), extent - side), 0)
     return min(max(round(start), 0), extent - side)
+
+
+def centre(box: Box) -> tuple[float, float]:
+    return (box.left + box.right) / 2, (box.top + box.bottom) / 2
+
+
+def clear_window(
+    face: Box,
+    others: list[Box],
+    width: int,
+    height: int,
+    face_ratio: float,
+    pad: bool,
+    margin: float = 0.1,
+    steps: int = 12,
+) -> Box | None:
+    """Return the square window nearest to :func:`window` that holds the whole face box, with
+    ``margin`` of its side on each edge, and no other face's centre; None when there is none.
+
+    The window first shifts, then shrinks step by step down to the face box plus that margin. Boxes are oriented pixels; centres inside the face box itself belong
+    to a second marker of the same face and are ignored.
+    """
+    preferred = window(face, width, height, face_ratio, pad)
+    points = [
+        c
+        for c in map(centre, others)
+        if not (face.left <= c[0] <= face.right and face.top <= c[1] <= face.bottom)
+    ]
+    if not _holds_any(preferred, points):
+        return preferred
+    grow = max(face.width, face.height) * margin
+    need = clamp(
+        Box(face.left - grow, face.top - grow, face.right + grow, face.bottom + grow), width, height
+    )
+    smallest = max(need.width, need.height)
+    largest = preferred.width
+    for i in range(steps + 1):
+        side = largest * (smallest / largest) ** (i / steps) if largest > smallest else largest
+        found = _shift_clear(need, points, math.ceil(side), width, height, preferred, pad)
+        if found is not None:
+            return found
+    return None
+
+
+def _holds_any(box: Box, points: list[tuple[float, float]]) -> bool:
+    return any(box.left <= x < box.right and box.top <= y < box.bottom for x, y in points)
+
+
+def _shift_clear(
+    face: Box,
+    points: list[tuple[float, float]],
+    side: int,
+    width: int,
+    height: int,
+    preferred: Box,
+    pad: bool,
+) -> Box | None:
+    """Return the position of a ``side`` window holding ``face`` and no point, nearest ``preferred``."""
+    lo_x, hi_x = math.ceil(face.right - side), math.floor(face.left)
+    lo_y, hi_y = math.ceil(face.bottom - side), math.floor(face.top)
+    if not pad:
+        lo_x, hi_x = max(lo_x, 0), min(hi_x, width - side)
+        lo_y, hi_y = max(lo_y, 0), min(hi_y, height - side)
+    if lo_x > hi_x or lo_y > hi_y:
+        return None
+    want_x = min(max(round(face.left + face.width / 2 - side / 2), lo_x), hi_x)
+    want_y = min(max(round(face.top + face.height / 2 - side / 2), lo_y), hi_y)
+    xs = {want_x, lo_x, hi_x} | {
+        v for x, _ in points for v in (math.floor(x) + 1, math.floor(x) - side + 1)
+    }
+    ys = {want_y, lo_y, hi_y} | {
+        v for _, y in points for v in (math.floor(y) + 1, math.floor(y) - side + 1)
+    }
+    options = [
+        Box(x, y, x + side, y + side)
+        for x in xs
+        if lo_x <= x <= hi_x
+        for y in ys
+        if lo_y <= y <= hi_y
+    ]
+    clear = [b for b in options if not _holds_any(b, points)]
+    if not clear:
+        return None
+    return min(
+        clear,
+        key=lambda b: (abs(b.left - preferred.left) + abs(b.top - preferred.top), b.left, b.top),
+    )

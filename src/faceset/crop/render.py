@@ -34,6 +34,8 @@ class CropSettings:
     """Write faces whose window is smaller than ``size`` (enlarged) instead of skipping them."""
     allow_changed: bool = False
     """Crop files whose content no longer matches the indexed hash."""
+    avoid_others: bool = True
+    """Shift or tighten the window so no other person's face centre is in it."""
     quality: int = 95
 
 
@@ -97,7 +99,27 @@ def _render(job: CropJob, data: bytes) -> Outcome:
                 " the file was rotated or replaced after the face was found",
             )
     box = geometry.clamp(geometry.rel_to_px(face.box, width, height), width, height)
-    window = geometry.window(box, width, height, settings.face_ratio, settings.pad)
+    others = tuple(
+        geometry.clamp(geometry.rel_to_px(o, width, height), width, height)
+        for o in face.others
+        if geometry.is_usable(o)
+    )
+    if settings.avoid_others and others:
+        found = geometry.clear_window(
+            box, list(others), width, height, settings.face_ratio, settings.pad
+        )
+        if found is None:
+            return Outcome(
+                face,
+                Status.SKIPPED,
+                reason=Reason.CROWDED,
+                detail=f"another face is too close: no square window holds this face without {len(others)} other(s)",
+                box=box,
+                others=others,
+            )
+        window = found
+    else:
+        window = geometry.window(box, width, height, settings.face_ratio, settings.pad)
     if window.width < settings.size and not settings.upscale:
         return Outcome(
             face,
@@ -107,12 +129,19 @@ def _render(job: CropJob, data: bytes) -> Outcome:
             " pass --upscale to enlarge it",
             box=box,
             crop=window,
+            others=others,
         )
     stored = geometry.to_stored(window, width, height, photo.orientation)
     result = upright(read_window(photo, stored, settings.size), photo.orientation)
     write_jpeg(result, job.output, settings.quality)
     return Outcome(
-        face, Status.WRITTEN, image=job.image, box=box, crop=window, warnings=tuple(warnings)
+        face,
+        Status.WRITTEN,
+        image=job.image,
+        box=box,
+        crop=window,
+        others=others,
+        warnings=tuple(warnings),
     )
 
 

@@ -51,6 +51,7 @@ def record(outcome: Outcome, key: str) -> dict[str, Any]:
         "confirmed": face.confirmed,
         "box": outcome.box.as_list() if outcome.box else None,
         "crop": outcome.crop.as_list(0) if outcome.crop else None,
+        "others": [o.as_list() for o in outcome.others],
         "warnings": list(outcome.warnings),
         "key": key,
     }

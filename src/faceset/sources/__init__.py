@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from faceset.errors import ConfigError
 from faceset.model import Face, Person
@@ -29,6 +29,13 @@ class Source(Protocol):
     ) -> Iterator[Face]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class HasEmbeddings(Protocol):
+    """A library that stores its own face embeddings (PhotoPrism's database does)."""
+
+    def with_embeddings(self, faces: list[Face]) -> list[Face]: ...
 
 
 def open_source(library: LibraryConfig) -> Source:

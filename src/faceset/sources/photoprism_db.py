@@ -6,10 +6,12 @@ old column types and lack or add columns (PhotoPrism's AutoMigrate never alters 
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -279,18 +281,76 @@ class PhotoPrismDB:
         where = self._face_filter(confirmed_only, include_archived)
         newest = "p.taken_at DESC, " if "taken_at" in self.columns["photos"] else ""
         sql = f"SELECT {cols} {self._joins()} WHERE {where} ORDER BY {newest}m.marker_uid"
+        others = self._other_faces(person)
         with self._read() as conn:
             result = conn.execution_options(stream_results=True, yield_per=2000).execute(
                 sa.text(sql), {"uid": person.uid}
             )
             for row in result.mappings():
-                yield _face(dict(row), person)
+                face = _face(dict(row), person)
+                mine = others.get(face.file_uid, ())
+                yield replace(
+                    face, others=tuple(box for uid, box in mine if uid != face.marker_uid)
+                )
+
+    def _other_faces(self, person: Person) -> dict[str, list[tuple[str, RelBox]]]:
+        """Return every valid face box, named or not, on the files that hold the person's faces."""
+        sql = (
+            "SELECT o.file_uid, o.marker_uid, o.x, o.y, o.w, o.h FROM markers o"
+            " WHERE o.marker_type = 'face' AND COALESCE(o.marker_invalid, 0) = 0 AND o.file_uid IN"
+            " (SELECT m.file_uid FROM markers m WHERE m.subj_uid = :uid AND m.marker_type = 'face')"
+        )
+        found: dict[str, list[tuple[str, RelBox]]] = {}
+        with self._read() as conn:
+            for file_uid, marker_uid, x, y, w, h in conn.execute(sa.text(sql), {"uid": person.uid}):
+                box = RelBox(values.real(x), values.real(y), values.real(w), values.real(h))
+                found.setdefault(values.text(file_uid), []).append((values.text(marker_uid), box))
+        return found
+
+    def with_embeddings(self, faces: list[Face]) -> list[Face]:
+        """Return ``faces`` with PhotoPrism's own FaceNet embedding filled in where it has one."""
+        if "embeddings_json" not in self.columns["markers"]:
+            return faces
+        by_uid: dict[str, tuple[float, ...]] = {}
+        uids = [f.marker_uid for f in faces]
+        with self._read() as conn:
+            # About 10 KB a row: fetched in chunks, and only when selection asks for it.
+            for start in range(0, len(uids), 500):
+                chunk = uids[start : start + 500]
+                stmt = sa.text(
+                    "SELECT marker_uid, embeddings_json FROM markers WHERE marker_uid IN :uids"
+                ).bindparams(sa.bindparam("uids", expanding=True))
+                for uid, raw in conn.execute(stmt, {"uids": chunk}):
+                    vector = parse_embedding(raw)
+                    if vector is not None:
+                        by_uid[values.text(uid)] = vector
+        return [replace(f, embedding=by_uid.get(f.marker_uid)) for f in faces]
 
     def _read(self) -> sa.Connection:
         try:
             return self.engine.connect()
         except DBAPIError as e:
             raise SourceError(f"lost the database connection: {e.orig}") from None
+
+
+def parse_embedding(raw: Any) -> tuple[float, ...] | None:
+    """Return the one embedding in PhotoPrism's ``[[512 floats]]`` JSON; None when absent or odd."""
+    text = values.text(raw).strip()
+    if not text or text in ("null", "[]"):
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(data, list) and len(data) == 1 and isinstance(data[0], list):
+        data = data[0]
+    if (
+        not isinstance(data, list)
+        or len(data) < 16
+        or not all(isinstance(v, int | float) for v in data)
+    ):
+        return None
+    return tuple(float(v) for v in data)
 
 
 def _face(row: Mapping[str, Any], person: Person) -> Face:
