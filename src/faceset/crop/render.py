@@ -10,8 +10,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from faceset.crop import geometry
-from faceset.crop.decode import open_photo, read_window, upright
-from faceset.model import Face, Outcome, Reason, Status
+from faceset.crop.decode import Photo, open_photo, read_window, upright
+from faceset.model import Box, Face, Outcome, Reason, Status
 
 # PhotoPrism's detector boxes are pixel squares; a box this far off square was measured on a
 # differently oriented (or different) image. See docs on the pixel-square check.
@@ -51,8 +51,49 @@ class CropJob:
     settings: CropSettings
 
 
+@dataclass(slots=True)
+class Framed:
+    """A face ready to read: the opened photo and the window chosen for it (oriented pixels)."""
+
+    photo: Photo
+    box: Box
+    window: Box
+    others: tuple[Box, ...]
+    warnings: tuple[str, ...]
+
+    def read(self, size: int) -> Image.Image:
+        """Return the window as an upright RGB sRGB image of ``size`` x ``size`` pixels."""
+        width, height = geometry.oriented_size(
+            self.photo.width, self.photo.height, self.photo.orientation
+        )
+        stored = geometry.to_stored(self.window, width, height, self.photo.orientation)
+        return upright(read_window(self.photo, stored, size), self.photo.orientation)
+
+
 def crop_face(job: CropJob) -> Outcome:
     """Return the outcome of cropping one face; per-photo problems become reasons, not raises."""
+    framed = frame_face(job)
+    if isinstance(framed, Outcome):
+        return framed
+    face = job.face
+    try:
+        image = framed.read(job.settings.size)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        return _problem(face, Reason.CORRUPT, f"cannot decode image: {e}")
+    write_jpeg(image, job.output, job.settings.quality)
+    return Outcome(
+        face,
+        Status.WRITTEN,
+        image=job.image,
+        box=framed.box,
+        crop=framed.window,
+        others=framed.others,
+        warnings=framed.warnings,
+    )
+
+
+def frame_face(job: CropJob) -> Framed | Outcome:
+    """Return the face's photo opened and framed, or the outcome that says why it cannot be."""
     face = job.face
     try:
         data = job.source.read_bytes()
@@ -70,16 +111,15 @@ def crop_face(job: CropJob) -> Outcome:
                 " re-index in PhotoPrism or pass --allow-changed",
             )
     try:
-        return _render(job, data)
+        return _frame(job, open_photo(data))
     except UnidentifiedImageError:
         return _problem(face, Reason.UNREADABLE, "not an image format faceset can read")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         return _problem(face, Reason.CORRUPT, f"cannot decode image: {e}")
 
 
-def _render(job: CropJob, data: bytes) -> Outcome:
+def _frame(job: CropJob, photo: Photo) -> Framed | Outcome:
     face, settings = job.face, job.settings
-    photo = open_photo(data)
     width, height = geometry.oriented_size(photo.width, photo.height, photo.orientation)
     warnings: list[str] = []
     if face.file_width and (face.file_width, face.file_height) != (width, height):
@@ -131,18 +171,7 @@ def _render(job: CropJob, data: bytes) -> Outcome:
             crop=window,
             others=others,
         )
-    stored = geometry.to_stored(window, width, height, photo.orientation)
-    result = upright(read_window(photo, stored, settings.size), photo.orientation)
-    write_jpeg(result, job.output, settings.quality)
-    return Outcome(
-        face,
-        Status.WRITTEN,
-        image=job.image,
-        box=box,
-        crop=window,
-        others=others,
-        warnings=tuple(warnings),
-    )
+    return Framed(photo, box, window, others, tuple(warnings))
 
 
 def write_jpeg(image: Image.Image, path: Path, quality: int) -> None:
