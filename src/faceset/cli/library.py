@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -140,14 +141,168 @@ def people(
     out_console.print(table)
 
 
+# Options of the commands that choose faces.
+Person = Annotated[
+    str, typer.Option("--person", "-p", help="Name, alias, slug or UID of the person.")
+]
+ConfirmedOnly = Annotated[
+    bool | None,
+    typer.Option(
+        "--confirmed-only",
+        help="Only faces the user named, not automatic matches.",
+        show_default=False,
+    ),
+]
+IncludeArchived = Annotated[
+    bool | None,
+    typer.Option("--include-archived", help="Also faces on archived photos.", show_default=False),
+]
+Since = Annotated[
+    datetime | None,
+    typer.Option(
+        "--since",
+        formats=["%Y-%m-%d"],
+        help="Leave out photos taken before this date.",
+        show_default=False,
+    ),
+]
+Years = Annotated[
+    float | None,
+    typer.Option(
+        "--years", help="Leave out photos older than this many years.", show_default=False
+    ),
+]
+FaceModel = Annotated[
+    str | None,
+    typer.Option(
+        "--face-model",
+        help="Local face detector/embedding for faces without one: auto, on, off [default: auto].",
+        show_default=False,
+    ),
+]
+Workers = Annotated[
+    int | None, typer.Option(help="Parallel processes [default: one per core].", show_default=False)
+]
+
+
+def _select_section(
+    confirmed_only: bool | None,
+    include_archived: bool | None,
+    since: datetime | None,
+    years: float | None,
+    best: int | None,
+    face_model: str | None,
+) -> dict[str, Any]:
+    return {
+        "face_model": face_model,
+        "confirmed_only": confirmed_only,
+        "include_archived": include_archived,
+        "since": since.date() if since else None,
+        "years": years,
+        "best": best,
+    }
+
+
+@command
+def select(
+    person: Person,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for report.html, contact_sheet.png and selection.jsonl.",
+            show_default=False,
+        ),
+    ] = None,
+    best: Annotated[int, typer.Option("--best", "-n", help="How many faces to choose.")] = 30,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain", help="Print every face with the reason it was or was not chosen."
+        ),
+    ] = False,
+    since: Since = None,
+    years: Years = None,
+    confirmed_only: ConfirmedOnly = None,
+    include_archived: IncludeArchived = None,
+    size: Annotated[
+        int | None,
+        typer.Option(help="Training size the faces must reach [default: 512].", show_default=False),
+    ] = None,
+    face_model: FaceModel = None,
+    workers: Workers = None,
+    db: Db = None,
+    originals: Originals = None,
+    storage: Storage = None,
+    sidecar: Sidecar = None,
+    db_password_file: PasswordFile = None,
+    env_file: EnvFile = None,
+    config_file: ConfigFile = None,
+    json_lines: JsonLines = False,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Choose the person's best training faces and say why each other face was left out.
+
+    Example: faceset select --db sqlite:///storage/index.db --originals originals --person "Jane Doe" --best 30 --explain --out jane-report
+    """
+    setup_logging(verbose, quiet)
+    sections = {
+        "library": _library(db, originals, storage, sidecar, db_password_file),
+        "select": _select_section(confirmed_only, include_archived, since, years, best, face_model),
+        "crop": {"size": size},
+        "export": {"out": out, "workers": workers},
+    }
+    cfg = _load(config_file, env_file, sections)
+    with _progress(enabled=not quiet and not json_lines) as (on_start, advance):
+        result = pipeline.select(cfg, person, on_start=on_start, on_step=lambda _: advance(None))
+    decisions = result.selection.decisions
+    if json_lines:
+        for d in decisions:
+            print(json.dumps(pipeline.decision_record(d), ensure_ascii=False))
+        return
+    if explain:
+        table = Table("", "Date", "File", "Reason", "Score", "Identity")
+        for d in decisions:
+            table.add_row(
+                "✓" if d.chosen else "✗",
+                f"{d.face.taken_at:%Y-%m-%d}" if d.face.taken_at else "",
+                d.face.file_name,
+                d.detail or d.reason or "chosen",
+                f"{d.score:.2f}" if d.score else "",
+                f"{d.distance:.2f}" if d.distance is not None else "",
+            )
+        out_console.print(table)
+    if not quiet:
+        counts = result.selection.counts()
+        chosen = counts.pop("chosen", 0)
+        left = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in sorted(counts.items()))
+        out_console.print(
+            f"{result.person.name}: {len(decisions)} faces -> {chosen} chosen" + (f"; left out: {left}" if left else ""),
+            highlight=False, markup=False, soft_wrap=True,
+        )  # fmt: skip
+        for name, path in result.files.items():
+            out_console.print(f"{name}: {path}", highlight=False, markup=False, soft_wrap=True)
+
+
 @command
 def export(
-    person: Annotated[
-        str, typer.Option("--person", "-p", help="Name, alias, slug or UID of the person.")
-    ],
+    person: Person,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output folder.", show_default=False)
     ] = None,
+    best: Annotated[
+        int | None,
+        typer.Option(
+            "--best",
+            "-n",
+            help="Only the best N faces (identity, quality, variety, recency), with report.html.",
+            show_default=False,
+        ),
+    ] = None,
+    since: Since = None,
+    years: Years = None,
     size: Annotated[
         int | None, typer.Option(help="Output side in pixels [default: 512].", show_default=False)
     ] = None,
@@ -177,30 +332,16 @@ def export(
             show_default=False,
         ),
     ] = None,
-    confirmed_only: Annotated[
-        bool | None,
-        typer.Option(
-            "--confirmed-only",
-            help="Only faces the user named, not automatic matches.",
-            show_default=False,
-        ),
-    ] = None,
-    include_archived: Annotated[
-        bool | None,
-        typer.Option(
-            "--include-archived", help="Also faces on archived photos.", show_default=False
-        ),
-    ] = None,
+    confirmed_only: ConfirmedOnly = None,
+    include_archived: IncludeArchived = None,
     allow_changed: Annotated[
         bool | None,
         typer.Option(
             "--allow-changed", help="Crop files changed since indexing.", show_default=False
         ),
     ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(help="Parallel processes [default: one per core].", show_default=False),
-    ] = None,
+    face_model: FaceModel = None,
+    workers: Workers = None,
     db: Db = None,
     originals: Originals = None,
     storage: Storage = None,
@@ -212,14 +353,14 @@ def export(
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Crop every usable face of one person into --out, with manifest.jsonl and report.json.
+    """Crop the person's faces into --out (all, or the --best N), with manifest.jsonl and report.json.
 
-    Example: faceset export --db sqlite:///storage/index.db --originals originals --person "Jane Doe" --out jane
+    Example: faceset export --db sqlite:///storage/index.db --originals originals --person "Jane Doe" --best 30 --out jane
     """
     setup_logging(verbose, quiet)
     sections = {
         "library": _library(db, originals, storage, sidecar, db_password_file),
-        "select": {"confirmed_only": confirmed_only, "include_archived": include_archived},
+        "select": _select_section(confirmed_only, include_archived, since, years, best, face_model),
         "crop": {
             "size": size,
             "face_ratio": face_ratio,
@@ -245,79 +386,80 @@ def run_export(
             if json_lines:
                 print(json.dumps(_outcome_json(outcome), ensure_ascii=False), flush=True)
 
-        result = pipeline.export(cfg, person, on_start=on_start, on_outcome=on_outcome)
+        result = pipeline.export(
+            cfg, person, on_start=on_start, on_outcome=on_outcome, on_step=lambda _: advance(None)
+        )
     s = result.summary
     if json_lines:
-        print(
-            json.dumps(
-                {
-                    "event": "summary",
-                    "out": str(result.out),
-                    "found": s.found,
-                    "written": s.written,
-                    "kept": s.kept,
-                    "removed": s.removed,
-                    "skipped": s.skipped,
-                    "failed": s.failed,
-                }
-            )
-        )
+        summary = {"event": "summary", "out": str(result.out), "found": s.found, "written": s.written,
+                   "kept": s.kept, "removed": s.removed, "skipped": s.skipped, "failed": s.failed}  # fmt: skip
+        if result.selection is not None:
+            summary["selection"] = result.selection.counts()
+        print(json.dumps(summary))
     elif not quiet:
         problems = {**s.skipped, **s.failed}
         detail = ", ".join(
             f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(problems.items())
         )
+        chosen = ""
+        if result.selection is not None:
+            chosen = f" ({len(result.selection.chosen)} chosen of {len(result.selection.decisions)}; see {result.out / 'report.html'})"
         out_console.print(
-            f"{result.person.name}: {s.found} faces -> {s.images} images in {result.out}"
+            f"{result.person.name}: {s.found} faces{chosen} -> {s.images} images in {result.out}"
             f" ({s.written} new, {s.kept} kept"
             + (f", {s.removed} removed" if s.removed else "")
             + ")"
             + (f"; not exported: {detail} (see {result.report})" if detail else ""),
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
+            highlight=False, markup=False, soft_wrap=True,
+        )  # fmt: skip
     return result
 
 
 def _outcome_json(outcome: Outcome) -> dict[str, Any]:
     return {
-        "event": "face",
-        "marker_uid": outcome.face.marker_uid,
-        "status": outcome.status.value,
-        "image": outcome.image or None,
-        "reason": outcome.reason.value if outcome.reason else None,
+        "event": "face", "marker_uid": outcome.face.marker_uid, "status": outcome.status.value,
+        "image": outcome.image or None, "reason": outcome.reason.value if outcome.reason else None,
         "detail": outcome.detail or None,
-    }
+    }  # fmt: skip
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[[Outcome], None]]]:
+def _progress(
+    enabled: bool,
+) -> Iterator[tuple[Callable[[int, str], None], Callable[[Outcome | None], None]]]:
+    """Yield (start a phase, advance it) callbacks that drive a Rich progress bar on stderr."""
     if not enabled or not err_console.is_terminal:
-        yield (lambda _total: None), (lambda _outcome: None)
+        yield (lambda _total, _phase: None), (lambda _outcome: None)
         return
     columns = (
-        TextColumn("cropping"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[counts]}"),
-        TimeRemainingColumn(),
-    )
+        TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"), TimeRemainingColumn(),
+    )  # fmt: skip
+    names = {
+        Status.WRITTEN: "new",
+        Status.KEPT: "kept",
+        Status.SKIPPED: "skipped",
+        Status.FAILED: "failed",
+    }
     with Progress(*columns, console=err_console, transient=False) as bar:
-        task = bar.add_task("crop", total=None, counts="")
-        tally = {"new": 0, "kept": 0, "skipped": 0, "failed": 0}
-        names = {
-            Status.WRITTEN: "new",
-            Status.KEPT: "kept",
-            Status.SKIPPED: "skipped",
-            Status.FAILED: "failed",
-        }
+        task = bar.add_task("reading", total=None, counts="")
+        tally: dict[str, int] = {}
 
-        def advance(outcome: Outcome) -> None:
-            tally[names[outcome.status]] += 1
-            bar.update(task, advance=1, counts=" ".join(f"{v} {k}" for k, v in tally.items() if v))
+        def start(total: int, phase: str) -> None:
+            nonlocal task
+            bar.update(task, visible=bar.tasks[task].completed > 0)
+            if bar.tasks[task].completed == 0:
+                bar.remove_task(task)
+            tally.clear()
+            task = bar.add_task(phase, total=total, counts="")
 
-        yield (lambda total: bar.update(task, total=total)), advance
+        def advance(outcome: Outcome | None) -> None:
+            if outcome is not None:
+                key = names[outcome.status]
+                tally[key] = tally.get(key, 0) + 1
+            bar.update(task, advance=1, counts=" ".join(f"{v} {k}" for k, v in tally.items()))
+
+        yield start, advance
 
 
 @command

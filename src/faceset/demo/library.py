@@ -6,6 +6,7 @@ For the demo, the tests and the benchmarks; never pointed at a user's library.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ class MarkerSpec:
     detected: bool = True
     invalid: bool = False
     score: int = 60
+    embedding: tuple[float, ...] | None = None
+    """PhotoPrism's FaceNet embedding, stored as ``[[...]]`` JSON in ``embeddings_json``."""
 
 
 @dataclass
@@ -153,7 +156,8 @@ class LibraryWriter:
             "marker_name": "", "marker_review": 0, "marker_invalid": int(spec.invalid),
             "subj_uid": "" if spec.invalid else spec.subject,
             "subj_src": "manual" if spec.confirmed and spec.subject else "",
-            "face_id": "", "face_dist": 0.3 if spec.subject else -1, "embeddings_json": None,
+            "face_id": "", "face_dist": 0.3 if spec.subject else -1,
+            "embeddings_json": json.dumps([list(spec.embedding)]).encode() if spec.embedding else None,
             "landmarks_json": None, "x": b.x, "y": b.y, "w": b.w, "h": b.h,
             "q": int(math.log(max(spec.score, 1)) * size * b.w / 2), "size": size,
             "score": spec.score, "thumb": f"{file_hash}-{area}",

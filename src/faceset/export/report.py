@@ -33,6 +33,7 @@ def write_report(
     summary: Summary,
     problems: list[dict[str, Any]],
     settings: dict[str, Any],
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write the run's ``report.json`` atomically and return its path."""
     data = {
@@ -48,6 +49,7 @@ def write_report(
             "skipped": summary.skipped,
             "failed": summary.failed,
         },
+        **(extra or {}),
         "problems": problems,
         "settings": settings,
     }
