@@ -13,14 +13,11 @@ import sqlalchemy as sa
 from PIL import Image, ImageOps
 
 from faceset import config, pipeline
+from faceset.demo.images import BOTTOM_LEFT, BOTTOM_RIGHT, TOP_LEFT, TOP_RIGHT
 from faceset.demo.library import MarkerSpec
 from faceset.errors import PersonNotFound
 from faceset.model import RelBox
 from factories import (
-    BOTTOM_LEFT,
-    BOTTOM_RIGHT,
-    TOP_LEFT,
-    TOP_RIGHT,
     Database,
     LibraryFixture,
     close,

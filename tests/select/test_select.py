@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from faceset import config, pipeline
 from faceset.cli import app
-from faceset.demo.images import astronaut, compose
+from faceset.demo.images import astronaut, compose, varied_photo
 from faceset.select import dedupe, face_model, identity
-from factories import Database, LibraryFixture, make_library, varied_photo
+from factories import Database, LibraryFixture, make_library
 
 SIZE = (1600, 1200)
 FACE = (600, 300, 1000, 700)

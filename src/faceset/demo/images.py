@@ -6,11 +6,19 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pillow_heif
 from PIL import Image, ImageFilter
 
 from faceset.crop.decode import EXIF_ORIENTATION, upright
 
+# Quadrant colours of :func:`pattern_photo`'s face, upright.
+TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT = (
+    (230, 30, 30),
+    (30, 200, 30),
+    (30, 30, 230),
+    (240, 240, 240),
+)
 # Orientation that undoes each one: rotations by 90 degrees swap, the rest are their own inverse.
 _INVERSE = {6: 8, 8: 6}
 
@@ -93,3 +101,45 @@ def encode(upright_image: Image.Image, fmt: str, orientation: int = 1, quality: 
 def write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+
+
+def pattern_photo(
+    size: tuple[int, int], face: tuple[int, int, int, int], seed: int = 0
+) -> Image.Image:
+    """Return an upright photo: textured background, face box painted in four colours.
+
+    Top left red, top right green, bottom left blue, bottom right white: any wrong rotation or
+    mirror of a crop moves them.
+    """
+    rng = np.random.default_rng(seed)
+    width, height = size
+    base = rng.integers(60, 160, size=(height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
+    image = Image.fromarray(base).resize((width, height), Image.Resampling.BILINEAR)
+    left, top, right, bottom = face
+    cx, cy = (left + right) // 2, (top + bottom) // 2
+    for colour, box in (
+        (TOP_LEFT, (left, top, cx, cy)),
+        (TOP_RIGHT, (cx, top, right, cy)),
+        (BOTTOM_LEFT, (left, cy, cx, bottom)),
+        (BOTTOM_RIGHT, (cx, cy, right, bottom)),
+    ):
+        image.paste(colour, box)
+    return image
+
+
+def varied_photo(
+    size: tuple[int, int], face: tuple[int, int, int, int], seed: int, blur: float = 0.0
+) -> Image.Image:
+    """Return an upright photo whose face region is a smooth random pattern unique to ``seed``."""
+    rng = np.random.default_rng(seed)
+    image = pattern_photo(size, face, seed)
+    left, top, right, bottom = face
+    cells = rng.integers(0, 255, size=(6, 6, 3), dtype=np.uint8)
+    patch = Image.fromarray(cells).resize((right - left, bottom - top), Image.Resampling.BICUBIC)
+    detail = rng.integers(0, 2, size=(48, 48), dtype=np.uint8) * 90
+    texture = Image.fromarray(detail).resize(patch.size, Image.Resampling.NEAREST).convert("RGB")
+    patch = Image.blend(patch, texture, 0.35)
+    if blur:
+        patch = patch.filter(ImageFilter.GaussianBlur(blur))
+    image.paste(patch, (left, top))
+    return image
