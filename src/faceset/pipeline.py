@@ -110,13 +110,16 @@ def export(
         settings = config.crop.settings()
         if config.select.best:
             selection = _select(source, person, config, on_start, on_step)
-            faces: Iterator[Face] = iter([d.face for d in selection.chosen])
-            on_start(len(selection.chosen), "cropping")
+            held = [d.face for d in selection.decisions if d.reason == "held_out"]
+            faces: Iterator[Face] = iter([d.face for d in selection.chosen] + held)
+            splits = {f.marker_uid: manifest.HOLDOUT for f in held}
+            on_start(len(selection.chosen) + len(held), "cropping")
         else:
+            splits = {}
             faces = source.faces(person, **_picks(config))
             on_start(source.count_faces(person, **_picks(config)), "cropping")
         summary, problems = _crop_faces(
-            source, faces, out, settings, config, on_outcome, _oldest(config)
+            source, faces, out, settings, config, on_outcome, _oldest(config), splits
         )
     finally:
         source.close()
@@ -235,7 +238,10 @@ def _crop_faces(
     config: Config,
     on_outcome: OnOutcome,
     oldest: datetime | None = None,
+    splits: dict[str, str] | None = None,
 ) -> tuple[Summary, list[dict[str, Any]]]:
+    """Crop ``faces`` into ``out``; ``splits`` names faces kept out of training (holdout)."""
+    split_of = splits or {}
     previous = manifest.read_records(out)
     journal = manifest.Journal(out)
     summary = Summary()
@@ -245,12 +251,13 @@ def _crop_faces(
     def jobs() -> Iterator[CropJob]:
         for face in faces:
             summary.found += 1
-            key = manifest.work_key(face, settings)
+            split = split_of.get(face.marker_uid, manifest.TRAIN)
+            key = manifest.work_key(face, settings, split)
             if oldest and face.taken_at and face.taken_at < oldest:
                 detail = f"taken {face.taken_at:%Y-%m-%d}, before {oldest:%Y-%m-%d}"
                 finish(Outcome(face, Status.SKIPPED, reason=Reason.TOO_OLD, detail=detail), key)
                 continue
-            image = manifest.image_name(face)
+            image = manifest.image_name(face, split)
             old = previous.get(face.marker_uid)
             if old and old.get("key") == key and (out / old["image"]).is_file():
                 others = tuple(filter(None, map(manifest.box_of, old.get("others", []))))
@@ -280,7 +287,8 @@ def _crop_faces(
         summary.add(outcome)
         if outcome.status in (Status.WRITTEN, Status.KEPT):
             current[outcome.face.marker_uid] = key
-            journal.add(manifest.record(outcome, key))
+            split = split_of.get(outcome.face.marker_uid, manifest.TRAIN)
+            journal.add(manifest.record(outcome, key, split))
         else:
             current.pop(outcome.face.marker_uid, None)
             problems.append(problem(outcome))
@@ -325,7 +333,7 @@ def _remove_stale_images(
         if uid in current or not isinstance(image, str) or image in keep:
             continue
         path = out / image
-        if path.is_file() and path.parent.name == manifest.IMAGES:
+        if path.is_file() and path.parent.name in (manifest.IMAGES, manifest.HOLDOUT):
             path.unlink()
             removed += 1
     return removed

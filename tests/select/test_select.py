@@ -303,3 +303,31 @@ def test_local_model_embeds_real_faces_and_finds_no_face_in_a_wrong_box(
     ]
     assert result.selection.threshold is not None  # the identity check ran on local embeddings
     assert all(d.stats and d.stats.yaw is not None for d in result.selection.chosen)
+
+
+def test_recent_confirmed_faces_of_other_days_are_held_out_for_evaluation(
+    lib: LibraryFixture, sqlite_db: Database, tmp_path: Path
+) -> None:
+    for i in range(20):
+        add(lib, f"p{i:02d}.jpg", seed=i, days_ago=15 * i + 1)
+    add(lib, "same-day-as-p00.jpg", seed=99, days_ago=1 + 1 / 24)
+    out = tmp_path / "out"
+    cfg = config.load(
+        None,
+        {"library": {"db": sqlite_db.url, "originals": lib.originals},
+         "select": {"best": 5, "face_model": "off"}, "crop": {"size": 256}, "export": {"out": out, "workers": 1}},
+        environ={},
+    )  # fmt: skip
+
+    result = pipeline.export(cfg, "Jane Doe")
+
+    assert result.selection is not None
+    got = reasons(pipeline.SelectResult(result.person, result.selection))
+    held = sorted(name for name, r in got.items() if r == "held_out")
+    # Every other recent day, so training keeps recent photos too.
+    assert held == ["p00.jpg", "p02.jpg", "p04.jpg", "p06.jpg", "p08.jpg"], sorted(got.items())
+    assert got["same-day-as-p00.jpg"] == "held_out_day"
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["split"] for r in records) == ["holdout"] * 5 + ["train"] * 5
+    assert len(list((out / "holdout").glob("*.jpg"))) == 5
+    assert len(list((out / "faces").glob("*.jpg"))) == 5

@@ -22,25 +22,30 @@ from faceset.model import Box, Face, Outcome
 MANIFEST = "manifest.jsonl"
 JOURNAL = ".manifest.jsonl.partial"
 IMAGES = "faces"
+HOLDOUT = "holdout"
+"""Folder and split name of faces kept out of training to measure likeness."""
+TRAIN = "train"
 
 
-def image_name(face: Face) -> str:
+def image_name(face: Face, split: str = TRAIN) -> str:
     """Return the output path of a face's image, relative to the output folder; stable."""
-    return f"{IMAGES}/{face.photo_uid}-{face.marker_uid}.jpg"
+    folder = HOLDOUT if split == HOLDOUT else IMAGES
+    return f"{folder}/{face.photo_uid}-{face.marker_uid}.jpg"
 
 
-def work_key(face: Face, settings: CropSettings) -> str:
-    """Return a digest of everything that decides the pixels of a face's image."""
-    parts = [face.marker_uid, face.root, face.file_name, face.file_hash, *astuple(face.box)]
+def work_key(face: Face, settings: CropSettings, split: str = TRAIN) -> str:
+    """Return a digest of everything that decides a face's image: its pixels and its place."""
+    parts = [split, face.marker_uid, face.root, face.file_name, face.file_hash, *astuple(face.box)]
     parts += list(astuple(settings))
     return hashlib.sha1(json.dumps(parts).encode(), usedforsecurity=False).hexdigest()[:16]
 
 
-def record(outcome: Outcome, key: str) -> dict[str, Any]:
+def record(outcome: Outcome, key: str, split: str = TRAIN) -> dict[str, Any]:
     """Return the manifest record of a written or kept image."""
     face = outcome.face
     return {
         "image": outcome.image,
+        "split": split,
         "marker_uid": face.marker_uid,
         "file_uid": face.file_uid,
         "photo_uid": face.photo_uid,

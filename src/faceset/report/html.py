@@ -23,6 +23,8 @@ REASONS = {
     "crowded": "Another face too close to crop it out",
     "no_face_found": "No face found in the box",
     "surplus": "Good, but not needed: better or more varied faces were chosen",
+    "held_out": "Held out to measure likeness after training (never trained on)",
+    "held_out_day": "Same day as a held-out photo (kept out so the test stays honest)",
 }
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}

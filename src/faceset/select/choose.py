@@ -25,6 +25,8 @@ MAX_OUTSIDE = 0.25
 # Another face closer than this many face sides makes a photo less wanted, not rejected.
 CROWDED_SIDES = 2.5
 OLD_YEARS = 3.0
+# Fewer held-out photos than this make the likeness score noise (quality.md, section 3).
+MIN_HOLDOUT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,27 @@ def choose(
                     scores[uid], distances.get(uid),
                 )  # fmt: skip
 
-    picked = _spread(unique, scores, cfg)
+    held = _hold_out(unique, scores, cfg)
+    for a in held:
+        rejected[a.face.marker_uid] = Decision(
+            a.face, a.stats, False, "held_out",
+            "kept out of training to measure likeness on photos the model never saw",
+            scores[a.face.marker_uid], distances.get(a.face.marker_uid),
+        )  # fmt: skip
+    held_days = {_day(a) for a in held}
+    held_uids = {a.face.marker_uid for a in held}
+    # A training photo from a held-out day would make the held-out score a memory test.
+    trainable = [
+        a for a in unique if a.face.marker_uid not in held_uids and _day(a) not in held_days
+    ]
+    for a in unique:
+        if a.face.marker_uid not in held_uids and _day(a) in held_days:
+            rejected[a.face.marker_uid] = Decision(
+                a.face, a.stats, False, "held_out_day",
+                "taken on the day of a held-out photo: kept out so the evaluation stays honest",
+                scores[a.face.marker_uid], distances.get(a.face.marker_uid),
+            )  # fmt: skip
+    picked = _spread(trainable, scores, cfg)
     decisions = [
         Decision(
             a.face,
@@ -142,7 +164,7 @@ def choose(
     ]
     chosen_uids = {a.face.marker_uid for a in picked}
     for a in sorted(unique, key=lambda a: -scores[a.face.marker_uid]):
-        if a.face.marker_uid not in chosen_uids:
+        if a.face.marker_uid not in chosen_uids and a.face.marker_uid not in rejected:
             rejected[a.face.marker_uid] = Decision(
                 a.face, a.stats, False, "surplus",
                 f"good, but {len(picked)} better or more varied faces were chosen",
@@ -269,6 +291,38 @@ def _spread(
         poses[_pose(best)] += 1
         framings[_framing(best)] += 1
     return picked
+
+
+def _hold_out(
+    candidates: Sequence[Analysis], scores: dict[str, float], cfg: SelectConfig
+) -> list[Analysis]:
+    """Return confirmed faces of every other recent day, kept out of training for evaluation.
+
+    About ``cfg.holdout`` of the candidates, at least 5, but only while ``cfg.best`` faces are
+    still left to train on; none when no best-N selection was asked for.
+    """
+    if cfg.best is None or cfg.holdout <= 0:
+        return []
+    spare = len(candidates) - cfg.best
+    wanted = min(max(MIN_HOLDOUT, round(cfg.holdout * len(candidates))), spare // 2)
+    if wanted < MIN_HOLDOUT:
+        return []
+    confirmed = [a for a in candidates if a.face.confirmed]
+    newest = sorted(
+        confirmed, key=lambda a: (a.face.taken_at or datetime.min, a.face.marker_uid), reverse=True
+    )
+    held: list[Analysis] = []
+    days: list[str] = []
+    for a in newest:
+        if _day(a) in days:
+            continue
+        days.append(_day(a))
+        # Every other recent day: training keeps recent photos too, so neither set is old.
+        if len(days) % 2 == 1:
+            held.append(a)
+        if len(held) == wanted:
+            break
+    return held if len(held) >= MIN_HOLDOUT else []
 
 
 def _day(a: Analysis) -> str:

@@ -33,6 +33,9 @@ class SelectConfig(Section):
     """Perceptual-hash bits under which two faces are near-duplicates whatever their dates."""
     per_day: int = Field(3, ge=1)
     """Most faces chosen from one calendar day (one event)."""
+    holdout: float = Field(0.15, ge=0, le=0.5)
+    """Share of confirmed recent faces (at least 5, other days) kept out of a best-N set to
+    measure likeness later; 0 turns it off."""
     face_model: Literal["auto", "on", "off"] = "auto"
     """Local face detector and embedding (faceset[identity]) for faces the library has no
     embedding of: 'auto' uses it when installed."""
