@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from faceset.crop.config import CropConfig
 from faceset.errors import ConfigError
 from faceset.export.config import ExportConfig
+from faceset.export.presets import preset
 from faceset.select.config import SelectConfig
 from faceset.settings import Section
 from faceset.sources.config import LibraryConfig
@@ -45,6 +46,12 @@ def load(
     env = os.environ if environ is None else environ
     _merge(data, {"library": library_from_env(env)})
     _merge(data, {k: dict(v) for k, v in (overrides or {}).items()})
+    for_model = data.get("export", {}).get("for_model")
+    if isinstance(for_model, str):
+        # A preset fills in only what nobody set: explicit values, from a file or a flag, win.
+        for section, values in preset(for_model).items():
+            for key, value in values.items():
+                data.setdefault(section, {}).setdefault(key, value)
     try:
         config = Config.model_validate(data)
     except ValidationError as e:

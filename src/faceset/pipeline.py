@@ -16,7 +16,9 @@ from faceset.crop import CropJob, CropSettings
 from faceset.crop.pool import crop_all, default_workers, map_bounded
 from faceset.errors import ConfigError
 from faceset.export import manifest
+from faceset.export.layouts import LayoutResult, write_layouts
 from faceset.export.report import problem, write_report
+from faceset.export.settings_file import write_settings
 from faceset.model import Face, Outcome, Person, Reason, Status, Summary
 from faceset.report.html import write_html
 from faceset.report.sheet import write_sheet
@@ -48,6 +50,7 @@ class ExportResult:
     report: Path
     problems: list[dict[str, Any]] = field(default_factory=list)
     selection: Selection | None = None
+    layouts: LayoutResult | None = None
 
 
 def open_source(config: Config) -> Source:
@@ -123,7 +126,14 @@ def export(
         )
     finally:
         source.close()
-    extra: dict[str, Any] = {}
+    records = [
+        r
+        for r in manifest.read_records(out).values()
+        if r.get("split", manifest.TRAIN) == manifest.TRAIN
+    ]
+    layouts = write_layouts(out, records, config.export, person.name)
+    write_settings(out, config.model_dump(mode="json"))
+    extra: dict[str, Any] = {"layouts": _layout_summary(layouts)}
     if selection is not None:
         extra["selection"] = selection.counts()
         _write_selection(out, person, selection)
@@ -133,7 +143,16 @@ def export(
         person.name, summary.found, summary.images, summary.written,
         sum(summary.skipped.values()), sum(summary.failed.values()),
     )  # fmt: skip
-    return ExportResult(person, out, summary, report, problems, selection)
+    return ExportResult(person, out, summary, report, problems, selection, layouts)
+
+
+def _layout_summary(layouts: LayoutResult) -> dict[str, Any]:
+    return {
+        "images": layouts.images,
+        "repeats": layouts.repeats,
+        "size": layouts.size,
+        "warnings": list(layouts.warnings),
+    }
 
 
 def _require_originals(config: Config) -> None:

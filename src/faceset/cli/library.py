@@ -341,6 +341,70 @@ def export(
         ),
     ] = None,
     face_model: FaceModel = None,
+    layout: Annotated[
+        str | None,
+        typer.Option(
+            "--layout",
+            help="Trainer folders to write: kohya (also bmaltais, ai-toolkit, OneTrainer), diffusers, all [default: all].",
+            show_default=False,
+        ),
+    ] = None,
+    for_model: Annotated[
+        str | None,
+        typer.Option(
+            "--for",
+            help="Model the set is for: sd15 (512 px), sdxl or flux (1024 px); sets --size and layout defaults.",
+            show_default=False,
+        ),
+    ] = None,
+    trigger: Annotated[
+        str | None,
+        typer.Option(
+            "--trigger",
+            help="Rare token naming the person, first in every caption [default: ohwx].",
+            show_default=False,
+        ),
+    ] = None,
+    class_word: Annotated[
+        str | None,
+        typer.Option(
+            "--class",
+            help="Class word after the trigger: person, man, woman [default: person].",
+            show_default=False,
+        ),
+    ] = None,
+    repeats: Annotated[
+        int | None,
+        typer.Option(
+            "--repeats",
+            help="kohya repeats per epoch [default: about 300 image views per epoch].",
+            show_default=False,
+        ),
+    ] = None,
+    caption_template: Annotated[
+        str | None,
+        typer.Option(
+            "--caption-template",
+            help="Caption with {trigger} first, then {class}, {era}, {year}, {setting}, {glasses}.",
+            show_default=False,
+        ),
+    ] = None,
+    masks: Annotated[
+        bool | None,
+        typer.Option(
+            "--masks/--no-masks",
+            help="Write loss masks (face and head white, floor elsewhere, other faces black) [default: on].",
+            show_default=False,
+        ),
+    ] = None,
+    mask_floor: Annotated[
+        float | None,
+        typer.Option(
+            "--mask-floor",
+            help="Loss weight outside the head and shoulders, 0-1 [default: 0.2].",
+            show_default=False,
+        ),
+    ] = None,
     workers: Workers = None,
     db: Db = None,
     originals: Originals = None,
@@ -369,8 +433,12 @@ def export(
             "upscale": upscale,
             "allow_changed": allow_changed,
         },
-        "export": {"out": out, "workers": workers},
-    }
+        "export": {
+            "out": out, "workers": workers, "layout": layout, "for_model": for_model, "trigger": trigger,
+            "class_word": class_word, "repeats": repeats, "caption_template": caption_template,
+            "masks": masks, "mask_floor": mask_floor,
+        },
+    }  # fmt: skip
     cfg = _load(config_file, env_file, sections)
     run_export(cfg, person, json_lines=json_lines, quiet=quiet)
 
@@ -412,6 +480,12 @@ def run_export(
             + (f"; not exported: {detail} (see {result.report})" if detail else ""),
             highlight=False, markup=False, soft_wrap=True,
         )  # fmt: skip
+        if result.layouts is not None and result.layouts.guide is not None:
+            out_console.print(
+                f"training folders: {result.layouts.train_data_dir} (kohya --train_data_dir),"
+                f" {result.layouts.diffusers_train_dir} (diffusers); how to train: {result.layouts.guide}",
+                highlight=False, markup=False, soft_wrap=True,
+            )  # fmt: skip
     return result
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from faceset.errors import ConfigError
+from faceset.export.captions import DEFAULT_TEMPLATE, template_fields
 from faceset.settings import Section
+
+# A word or a few: it names a folder (``img/15_ohwx person``) and leads every caption, so no
+# path separators, commas (caption tag separators) or control characters.
+_WORDS = re.compile(r"^[^\W_][\w'.-]*(?: [\w'.-]+)*$")
 
 
 class ExportConfig(Section):
@@ -14,3 +22,39 @@ class ExportConfig(Section):
     """Output folder."""
     workers: int | None = Field(None, ge=1)
     """Processes cropping in parallel; default one per core."""
+    layout: Literal["kohya", "diffusers", "all"] = "all"
+    """Trainer folders to write: kohya (also read by the bmaltais GUI, ai-toolkit and OneTrainer),
+    diffusers, or all."""
+    for_model: Literal["sd15", "sdxl", "flux"] | None = None
+    """Model the set is for: sd15 (512 px), sdxl or flux (1024 px); sets the crop size too."""
+    trigger: str = "ohwx"
+    """Rare token that names the person in every caption; best one CLIP token."""
+    class_word: str = "person"
+    """Class the person belongs to, after the trigger: person, man, woman."""
+    repeats: int | None = Field(None, ge=1, le=1000)
+    """kohya repeats per epoch; default about 300 image views per epoch."""
+    caption_template: str = DEFAULT_TEMPLATE
+    """Caption of each image: {trigger} first, then {class}, {era}, {year}, {setting},
+    {glasses}; parts whose placeholders are all unknown are left out."""
+    masks: bool = True
+    """Write loss masks: head and shoulders white, the rest mask_floor, other faces black."""
+    mask_floor: float = Field(0.2, ge=0.0, lt=1.0)
+    """Loss weight outside the person's head and shoulders, 0-1."""
+
+    @field_validator("trigger", "class_word")
+    @classmethod
+    def _one_line_of_words(cls, value: str) -> str:
+        if not _WORDS.match(value):
+            raise ValueError(
+                "use letters, digits, - ' . and single spaces, starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("caption_template")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        try:
+            template_fields(value)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        return value

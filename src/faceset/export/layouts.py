@@ -1,0 +1,533 @@
+"""Trainer folders over the cropped faces: what kohya, diffusers, OneTrainer and ai-toolkit read.
+
+``write_layouts`` turns the manifest records of the images under ``faces/`` into::
+
+    img/<repeats>_<trigger> <class>/   images + one-line .txt captions (kohya, bmaltais, ai-toolkit)
+    dataset.toml, dataset-masked.toml  sd-scripts --dataset_config, without and with loss masks
+    sample_prompts.txt                 sd-scripts --sample_prompts
+    model/ log/                        empty, as the bmaltais GUI expects them; never cleaned
+    masks/<stem>.png                   kohya conditioning_data_dir, ai-toolkit mask_path
+    onetrainer/                        images, captions and <stem>-masklabel.png
+    diffusers/train/                   images + metadata.jsonl (imagefolder)
+    diffusers/instance/                images alone (DreamBooth --instance_data_dir)
+    TRAINING.md                        where to point each trainer
+
+Images are hard links to ``faces/`` (copies where links fail). OneTrainer's masks get a folder of
+their own: kohya and ai-toolkit read every ``.png`` beside the images as a training image
+(sd-scripts ``glob_images``), while OneTrainer skips ``-masklabel`` files.
+
+A run writes only what changed and deletes what it wrote before and no longer writes; the list
+lives in ``.faceset-layouts.json``. Trainers' caches beside the images (kohya
+``<stem>_0512x0512_sd.npz``, ``<stem>_te_outputs.npz``, ``metadata_cache.json``, ai-toolkit
+``_latent_cache/``) are kept for unchanged images and deleted for changed or removed ones: they
+are keyed by file name, not content, so a stale one would train on the old image or caption.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import PIL
+from PIL import Image, UnidentifiedImageError
+
+from faceset.export import diffusers, kohya
+from faceset.export.captions import caption, class_word_warnings, template_fields
+from faceset.export.config import ExportConfig
+from faceset.export.files import link, remove, write_bytes
+from faceset.export.guide import GUIDE, ONETRAINER_DIR, training_guide
+from faceset.export.manifest import IMAGES
+from faceset.export.masks import MASK_VERSION, BoxPx, render_mask, to_image
+from faceset.export.presets import RESOLUTION
+from faceset.export.tokens import check_trigger
+
+log = logging.getLogger(__name__)
+
+STATE = ".faceset-layouts.json"
+MASK_LABEL = "-masklabel.png"
+# Folders a user's trainer writes into: created, never cleaned.
+KEPT_DIRS = (kohya.MODEL_DIR, kohya.LOG_DIR)
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutResult:
+    """What :func:`write_layouts` wrote: the folders to give each trainer, the files whose content
+    changed (paths relative to the output folder), the ones removed, and warnings."""
+
+    images: int
+    repeats: int
+    size: int | None
+    """Side of the images in pixels (the most common one); None without images."""
+    train_data_dir: Path | None = None
+    """kohya ``--train_data_dir``: ``img/``, the parent of the concept folder."""
+    concept_dir: Path | None = None
+    """``img/<repeats>_<trigger> <class>``: ai-toolkit ``folder_path``."""
+    dataset_toml: Path | None = None
+    masked_dataset_toml: Path | None = None
+    sample_prompts: Path | None = None
+    masks_dir: Path | None = None
+    onetrainer_dir: Path | None = None
+    diffusers_train_dir: Path | None = None
+    diffusers_instance_dir: Path | None = None
+    guide: Path | None = None
+    written: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Image:
+    stem: str
+    """File stem in every layout: the ``faces/`` stem with ``_`` made ``-``."""
+    source: Path
+    suffix: str
+    size: tuple[int, int]
+    record: Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class _State:
+    """What the last run left: its files, its concept folder, and the size and modification
+    time of each linked image, which tells an image changed in place from one left alone."""
+
+    files: set[str]
+    concept: str | None
+    stamps: dict[str, tuple[int, int]]
+    keys: dict[str, str]
+    """Digest of what each rendered file (mask) was drawn from."""
+
+    def moved(self, old: str, new: str) -> _State:
+        """Return the state with the folder ``old`` renamed to ``new``."""
+
+        def move(rel: str) -> str:
+            return new + rel.removeprefix(old) if rel.startswith(old + "/") else rel
+
+        return _State(
+            {move(f) for f in self.files},
+            new,
+            {move(f): v for f, v in self.stamps.items()},
+            {move(f): v for f, v in self.keys.items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Render:
+    """A file drawn from inputs whose digest is ``key``: drawn again only when they change."""
+
+    key: str
+    make: Callable[[], bytes]
+
+
+Content = Path | bytes | _Render
+"""A planned file: a link to an image, bytes to write, or a rendering."""
+
+
+def write_layouts(
+    out: Path, records: Sequence[Mapping[str, Any]], settings: ExportConfig, person_name: str
+) -> LayoutResult:
+    """Write the trainer layouts ``settings.layout`` names for the images of ``records``
+    (manifest records; ``image`` relative to ``out``) and return what was written."""
+    template_fields(settings.caption_template)
+    warnings: list[str] = []
+    images = _read_images(out, records, warnings)
+    warnings += check_trigger(settings.trigger) + class_word_warnings(settings.class_word)
+    size = _common_size(images, warnings)
+    if size is not None:
+        warnings += _size_warnings(size, settings.for_model)
+    repeats = settings.repeats or kohya.default_repeats(len(images))
+    with_kohya = settings.layout in ("kohya", "all") and bool(images)
+    with_diffusers = settings.layout in ("diffusers", "all") and bool(images)
+    concept = (
+        f"{kohya.TRAIN_DIR}/{kohya.concept_dir(repeats, settings.trigger, settings.class_word)}"
+    )
+    if not images:
+        warnings.append("no images: no trainer layout written")
+
+    plan: dict[str, Content] = {}
+    captions = {
+        im.stem: caption(
+            im.record, settings.caption_template, settings.trigger, settings.class_word
+        )
+        for im in images
+    }
+    if with_kohya:
+        assert size is not None
+        _plan_kohya(plan, out, images, captions, settings, concept, repeats, size, warnings)
+    if with_diffusers:
+        _plan_diffusers(plan, images, captions)
+    if images:
+        plan[GUIDE] = training_guide(
+            out.resolve(),
+            person_name,
+            len(images),
+            size,
+            settings,
+            concept,
+            with_kohya,
+            with_diffusers,
+        ).encode("utf-8")
+
+    state = _read_state(out)
+    renamed = False
+    if with_kohya and state.concept and state.concept != concept:
+        # Renaming keeps the trainers' caches of the images that stay (repeats follow the count).
+        old, new = out / state.concept, out / concept
+        if old.is_dir() and not new.exists():
+            os.rename(old, new)
+            state, renamed = state.moved(state.concept, concept), True
+    # List every file this run may leave before writing any, so a killed run is cleaned next time.
+    _write_state(out, _State(state.files | plan.keys(), state.concept, state.stamps, state.keys))
+
+    written: list[str] = []
+    stamps: dict[str, tuple[int, int]] = {}
+    keys = {rel: c.key for rel, c in plan.items() if isinstance(c, _Render)}
+    for rel, content in plan.items():
+        if isinstance(content, _Render):
+            # Drawing and PNG-encoding a mask costs more than the rest of a re-run together.
+            fresh = state.keys.get(rel) == content.key and (out / rel).is_file()
+            changed = not fresh and write_bytes(out / rel, content.make())
+        else:
+            changed = _sync(out / rel, content)
+        if isinstance(content, Path):
+            stamps[rel] = _stamp(out / rel)
+            # A link shares its inode with faces/: an image rewritten in place changed here too.
+            changed = changed or state.stamps.get(rel, stamps[rel]) != stamps[rel]
+        if changed:
+            written.append(rel)
+    if with_kohya:
+        for name in KEPT_DIRS:
+            (out / name).mkdir(exist_ok=True)
+    removed = [rel for rel in sorted(state.files - plan.keys()) if remove(out / rel)]
+
+    stems = {im.stem for im in images}
+    if with_kohya:
+        dirty = {
+            PurePosixPath(rel).stem for rel in (*written, *removed) if rel.startswith(concept + "/")
+        }
+        removed += _clean_caches(out, concept, stems - dirty, renamed or bool(dirty))
+    if state.concept and not renamed and (state.concept != concept or not with_kohya):
+        # The old concept folder's own files went with the stale list; its caches go too.
+        removed += _clean_caches(out, state.concept, set(), True)
+    _remove_empty_dirs(out, {PurePosixPath(rel).parent for rel in removed} | _dirs(state.concept))
+    warnings += _foreign_files(out, plan, concept if with_kohya else None, stems)
+    _write_state(out, _State(set(plan), concept if with_kohya else None, stamps, keys))
+
+    for w in warnings:
+        log.warning("%s", w)
+    log.info(
+        "layouts (%s): %d images, %d files written, %d removed",
+        settings.layout, len(images), len(written), len(removed),
+    )  # fmt: skip
+    return LayoutResult(
+        images=len(images),
+        repeats=repeats,
+        size=size,
+        train_data_dir=out / kohya.TRAIN_DIR if with_kohya else None,
+        concept_dir=out / concept if with_kohya else None,
+        dataset_toml=out / kohya.DATASET_TOML if with_kohya else None,
+        masked_dataset_toml=out / kohya.MASKED_DATASET_TOML
+        if with_kohya and settings.masks
+        else None,
+        sample_prompts=out / kohya.SAMPLE_PROMPTS if with_kohya else None,
+        masks_dir=out / kohya.MASKS_DIR if with_kohya and settings.masks else None,
+        onetrainer_dir=out / ONETRAINER_DIR if with_kohya else None,
+        diffusers_train_dir=out / diffusers.TRAIN_DIR if with_diffusers else None,
+        diffusers_instance_dir=out / diffusers.INSTANCE_DIR if with_diffusers else None,
+        guide=out / GUIDE if images else None,
+        written=tuple(sorted(written)),
+        removed=tuple(removed),
+        warnings=tuple(warnings),
+    )
+
+
+def _plan_kohya(
+    plan: dict[str, Content],
+    out: Path,
+    images: Sequence[_Image],
+    captions: Mapping[str, str],
+    settings: ExportConfig,
+    concept: str,
+    repeats: int,
+    size: int,
+    warnings: list[str],
+) -> None:
+    no_face = 0
+    for im in images:
+        text = (captions[im.stem] + "\n").encode("utf-8")
+        for folder in (concept, ONETRAINER_DIR):
+            plan[f"{folder}/{im.stem}{im.suffix}"] = im.source
+            plan[f"{folder}/{im.stem}{kohya.CAPTION_EXTENSION}"] = text
+        if settings.masks:
+            face, others = _face_boxes(im)
+            no_face += face is None
+            mask = _mask(im.size, face, others, settings.mask_floor)
+            plan[f"{kohya.MASKS_DIR}/{im.stem}.png"] = mask
+            plan[f"{ONETRAINER_DIR}/{im.stem}{MASK_LABEL}"] = mask
+    if no_face:
+        warnings.append(f"{no_face} images have no face box in the manifest: their masks are white")
+    image_dir = (out / concept).resolve()
+    class_tokens = f"{settings.trigger} {settings.class_word}"
+    plan[kohya.DATASET_TOML] = kohya.dataset_toml(image_dir, repeats, class_tokens, size).encode()
+    if settings.masks:
+        masks = (out / kohya.MASKS_DIR).resolve()
+        plan[kohya.MASKED_DATASET_TOML] = kohya.masked_dataset_toml(
+            image_dir, masks, repeats, size
+        ).encode()
+    plan[kohya.SAMPLE_PROMPTS] = kohya.sample_prompts(
+        settings.trigger, settings.class_word, size, settings.for_model
+    ).encode("utf-8")
+
+
+def _plan_diffusers(
+    plan: dict[str, Content], images: Sequence[_Image], captions: Mapping[str, str]
+) -> None:
+    for im in images:
+        plan[f"{diffusers.TRAIN_DIR}/{im.stem}{im.suffix}"] = im.source
+        plan[f"{diffusers.INSTANCE_DIR}/{im.stem}{im.suffix}"] = im.source
+    entries = [(f"{im.stem}{im.suffix}", captions[im.stem]) for im in images]
+    plan[f"{diffusers.TRAIN_DIR}/{diffusers.METADATA}"] = diffusers.metadata_jsonl(entries).encode(
+        "utf-8"
+    )
+
+
+def _sync(path: Path, content: Path | bytes) -> bool:
+    return link(content, path) if isinstance(content, Path) else write_bytes(path, content)
+
+
+def _mask(
+    size: tuple[int, int], face: BoxPx | None, others: Sequence[BoxPx], floor: float
+) -> _Render:
+    """Return the rendering of one mask, keyed by everything that decides its pixels."""
+    inputs = [MASK_VERSION, PIL.__version__, size, face, list(others), floor]
+    key = hashlib.sha1(json.dumps(inputs).encode(), usedforsecurity=False).hexdigest()[:16]
+
+    @functools.cache
+    def make() -> bytes:
+        buffer = io.BytesIO()
+        render_mask(size, face, others, floor).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    return _Render(key, make)
+
+
+def _read_images(
+    out: Path, records: Sequence[Mapping[str, Any]], warnings: list[str]
+) -> list[_Image]:
+    """Return the images of ``records`` that exist and decode, sorted, with unique stems."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for rec in records:
+        image = rec.get("image")
+        path = PurePosixPath(image) if isinstance(image, str) else None
+        if path is None or path.is_absolute() or ".." in path.parts or path.parts[:1] != (IMAGES,):
+            warnings.append(
+                f"manifest record with image {image!r} is not under {IMAGES}/: left out"
+            )
+            continue
+        found.setdefault(str(path), rec)
+    images: list[_Image] = []
+    used: set[str] = set()
+    for name in sorted(found):
+        source = out / name
+        try:
+            with Image.open(source) as im:
+                size = im.size
+        except FileNotFoundError:
+            warnings.append(f"{name} is in the manifest but not on disk: left out")
+            continue
+        except (OSError, UnidentifiedImageError) as e:
+            warnings.append(f"{name} cannot be read ({e}): left out")
+            continue
+        # kohya reads a stem with 5+ '_'-separated parts as a face-crop box (train_util.py
+        # load_image_with_face_info), and the trainers' cache names start with '<stem>_'.
+        base = PurePosixPath(name).stem.replace("_", "-")
+        stem, n = base, 1
+        while stem in used:
+            n += 1
+            stem = f"{base}-{n}"
+        used.add(stem)
+        images.append(_Image(stem, source, PurePosixPath(name).suffix.lower(), size, found[name]))
+    return images
+
+
+def _common_size(images: Sequence[_Image], warnings: list[str]) -> int | None:
+    if not images:
+        return None
+    sides = Counter(max(im.size) for im in images)
+    size = sides.most_common(1)[0][0]
+    odd = [im.stem for im in images if im.size != (size, size)]
+    if odd:
+        warnings.append(
+            f"{len(odd)} of {len(images)} images are not {size}x{size} px"
+            f" ({', '.join(odd[:3])}{'...' if len(odd) > 3 else ''}):"
+            " trainers bucket them separately"
+        )
+    return size
+
+
+def _size_warnings(size: int, for_model: str | None) -> list[str]:
+    warnings = []
+    if for_model and size < RESOLUTION[for_model]:
+        warnings.append(
+            f"images are {size} px but {for_model} trains at {RESOLUTION[for_model]} px:"
+            f" export with --size {RESOLUTION[for_model]}"
+        )
+    if size % 64:
+        warnings.append(
+            f"images are {size} px, not a multiple of 64: kohya crops them to {size // 64 * 64} px"
+        )
+    return warnings
+
+
+def _face_boxes(im: _Image) -> tuple[BoxPx | None, list[BoxPx]]:
+    """Return the face box and other faces of an image's record, in the image's pixels."""
+    crop, box = _box(im.record.get("crop")), _box(im.record.get("box"))
+    if crop is None or box is None or crop[2] <= crop[0] or crop[3] <= crop[1]:
+        return None, []
+    others = im.record.get("others") or []
+    mapped = [
+        to_image(b, crop, im.size)
+        for b in (_box(o.get("box") if isinstance(o, Mapping) else o) for o in others)
+        if b is not None
+    ]
+    return to_image(box, crop, im.size), mapped
+
+
+def _box(value: Any) -> BoxPx | None:
+    if isinstance(value, list | tuple) and len(value) == 4:
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            return (float(value[0]), float(value[1]), float(value[2]), float(value[3]))
+    return None
+
+
+def _clean_caches(out: Path, concept: str, keep: set[str], folder_changed: bool) -> list[str]:
+    """Delete trainer caches in a concept folder except those of the ``keep`` stems; return
+    their paths. ``metadata_cache.json`` goes whenever the folder changed at all."""
+    folder = out / concept
+    if not folder.is_dir():
+        return []
+    removed: list[str] = []
+    candidates = [p for p in folder.iterdir() if p.is_file()]
+    for name in kohya.CACHE_DIRS:
+        if (folder / name).is_dir():
+            candidates += [p for p in (folder / name).iterdir() if p.is_file()]
+    for path in sorted(candidates):
+        owner = kohya.cache_owner(path.name)
+        stale = path.name == kohya.METADATA_CACHE and folder_changed
+        stale = stale or (owner is not None and owner not in keep)
+        if stale and remove(path):
+            removed.append(path.relative_to(out).as_posix())
+    for name in kohya.CACHE_DIRS:
+        _rmdir_if_empty(folder / name)
+    return removed
+
+
+def _dirs(rel: str | None) -> set[PurePosixPath]:
+    return {PurePosixPath(rel)} if rel else set()
+
+
+def _remove_empty_dirs(out: Path, dirs: set[PurePosixPath]) -> None:
+    """Remove the given folders and their parents, up to ``out``, where they are empty."""
+    for rel in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        while rel.parts and rel.parts[0] not in KEPT_DIRS:
+            if not _rmdir_if_empty(out / rel):
+                break
+            rel = rel.parent
+
+
+def _rmdir_if_empty(path: Path) -> bool:
+    try:
+        path.rmdir()
+    except OSError:  # not empty, or not there
+        return not path.exists()
+    return True
+
+
+def _foreign_files(
+    out: Path, plan: Mapping[str, Content], concept: str | None, stems: set[str]
+) -> list[str]:
+    """Return warnings about files in the layout folders that faceset did not write: trainers
+    read every image in a folder, so a stray one trains too."""
+    warnings: list[str] = []
+    folders = {PurePosixPath(rel).parent.as_posix() for rel in plan} - {"."}
+    for folder in sorted(folders):
+        strays = []
+        for path in sorted((out / folder).iterdir()):
+            rel = f"{folder}/{path.name}"
+            if rel in plan or path.name.startswith("."):
+                continue
+            if folder == concept and (
+                path.name == kohya.METADATA_CACHE
+                or path.name in kohya.CACHE_DIRS
+                or kohya.cache_owner(path.name) in stems
+            ):
+                continue
+            strays.append(path.name)
+        if strays:
+            warnings.append(
+                f"{folder} holds {len(strays)} files faceset did not write"
+                f" ({', '.join(strays[:3])}{'...' if len(strays) > 3 else ''}): trainers read them too"
+            )
+    if concept and (out / kohya.TRAIN_DIR).is_dir():
+        name = PurePosixPath(concept).name
+        others = sorted(
+            p.name
+            for p in (out / kohya.TRAIN_DIR).iterdir()
+            if p.is_dir() and p.name != name and kohya.is_concept_dir(p.name)
+        )
+        if others:
+            warnings.append(
+                f"{kohya.TRAIN_DIR}/ also holds {', '.join(others)}: kohya trains every folder there"
+            )
+    return warnings
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _read_state(out: Path) -> _State:
+    try:
+        data = json.loads((out / STATE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        return _State(set(), None, {}, {})
+
+    def safe(rel: Any) -> bool:
+        path = PurePosixPath(rel) if isinstance(rel, str) else None
+        return path is not None and not path.is_absolute() and ".." not in path.parts
+
+    files = {f for f in data.get("files") or [] if safe(f)}
+    concept = data.get("concept")
+    stamps, keys = data.get("stamps"), data.get("keys")
+    return _State(
+        files,
+        concept if safe(concept) else None,
+        {
+            f: (int(v[0]), int(v[1]))
+            for f, v in (stamps.items() if isinstance(stamps, dict) else ())
+            if isinstance(v, list) and len(v) == 2
+        },
+        {f: v for f, v in (keys.items() if isinstance(keys, dict) else ()) if isinstance(v, str)},
+    )
+
+
+def _write_state(out: Path, state: _State) -> None:
+    data = {
+        "written_by": "faceset export",
+        "concept": state.concept,
+        "files": sorted(state.files),
+        "stamps": {f: list(v) for f, v in sorted(state.stamps.items())},
+        "keys": dict(sorted(state.keys.items())),
+    }
+    write_bytes(out / STATE, (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode())

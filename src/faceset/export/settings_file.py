@@ -1,0 +1,62 @@
+"""``faceset.toml`` in the output folder: every setting of the run that wrote it.
+
+``faceset export --config <out>/faceset.toml`` reproduces the set; flags given with it still win.
+Secrets stay out: a password inside a database URL is removed (faceset reads it from
+``PHOTOPRISM_DATABASE_PASSWORD``, ``FACESET_DB_PASSWORD`` or a password file instead).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import Enum
+from pathlib import Path, PurePath
+from typing import Any
+
+import tomli_w
+
+from faceset.export.files import write_bytes
+
+SETTINGS_FILE = "faceset.toml"
+HEADER = (
+    "# Settings of the faceset export that wrote this folder.\n"
+    "# faceset export --config faceset.toml reproduces it; flags given with it win.\n"
+)
+# user:password@ in a URL; the password is dropped, the user kept.
+_URL_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][\w+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@")
+# Keys whose values are secrets; *_file keys hold paths to them and stay.
+_SECRET_KEY = re.compile(r"(password|secret|token|api_key)$", re.IGNORECASE)
+
+
+def write_settings(out: Path, config: Mapping[str, Any]) -> Path:
+    """Write ``config`` (the resolved settings, one table per section) to ``out/faceset.toml``
+    without secrets or unset values, atomically; return its path."""
+    path = out / SETTINGS_FILE
+    write_bytes(path, (HEADER + tomli_w.dumps(_plain(config))).encode("utf-8"))
+    return path
+
+
+def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``data`` as TOML can hold it: None left out (TOML has no null), paths and enums as
+    strings, tuples as lists, secrets removed."""
+    plain: dict[str, Any] = {}
+    for key, value in data.items():
+        if value is None or _SECRET_KEY.search(str(key)):
+            continue
+        plain[str(key)] = _value(value)
+    return plain
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return _plain(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_value(v) for v in value if v is not None]
+        return sorted(items) if isinstance(value, set | frozenset) else items
+    if isinstance(value, Enum):
+        return _value(value.value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\g<scheme>\g<user>@", value)
+    return value

@@ -1,0 +1,73 @@
+"""The export as a trainer user gets it: layouts from the CLI, reproduced from faceset.toml."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import toml
+from typer.testing import CliRunner
+
+from faceset.cli import app
+from factories import Database, make_library
+
+
+def _tree(root: Path, skip: tuple[str, ...]) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".") and p.name not in skip
+    }
+
+
+def test_export_writes_kohya_and_diffusers_layouts_and_reproduces_from_its_toml(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    lib = make_library(sqlite_db.engine, tmp_path / "lib")
+    jane = lib.person("Jane Doe")
+    for i, orientation in enumerate((1, 6, 3)):
+        lib.photo_file(f"{i}.jpg", jane, orientation=orientation)
+    out = tmp_path / "out"
+    runner = CliRunner()
+
+    first = runner.invoke(app, [
+        "export", "--db", sqlite_db.url, "--originals", str(lib.originals), "-p", "Jane Doe",
+        "--out", str(out), "--for", "sd15", "--trigger", "ohwx", "--class", "woman", "--size", "256",
+    ])  # fmt: skip
+
+    assert first.exit_code == 0, first.output
+    concept = next((out / "img").iterdir())
+    assert concept.name.endswith("_ohwx woman")
+    captions = sorted(concept.glob("*.txt"))
+    assert len(captions) == 3
+    assert all(c.read_text().startswith("ohwx woman") for c in captions)
+    dataset = toml.loads((out / "dataset.toml").read_text())
+    assert dataset["general"]["caption_extension"] == ".txt"
+    assert dataset["datasets"][0]["resolution"] == 256  # --size wins over the preset's 512
+    assert dataset["datasets"][0]["subsets"][0]["flip_aug"] is False
+    lines = [
+        json.loads(line)
+        for line in (out / "diffusers" / "train" / "metadata.jsonl").read_text().splitlines()
+    ]
+    assert {line["text"] for line in lines} == {c.read_text().strip() for c in captions}
+    settings = toml.loads((out / "faceset.toml").read_text())
+    assert settings["export"]["class_word"] == "woman"
+    assert "password" not in (out / "faceset.toml").read_text()
+
+    again = runner.invoke(
+        app,
+        [
+            "export",
+            "--config",
+            str(out / "faceset.toml"),
+            "-p",
+            "Jane Doe",
+            "--out",
+            str(tmp_path / "again"),
+        ],
+    )
+
+    assert again.exit_code == 0, again.output
+    # Everything but the files that name their own folder or the time is byte-for-byte the same.
+    skip = ("report.json", "dataset.toml", "dataset-masked.toml", "TRAINING.md", "faceset.toml")
+    assert _tree(tmp_path / "again", skip) == _tree(out, skip)
