@@ -85,7 +85,7 @@ def select(
     _require_originals(config)
     source = open_source(config)
     try:
-        person = resolve_person(source.people(), person_query)
+        person = _resolve(source, person_query)
         selection = _select(source, person, config, on_start, on_step)
     finally:
         source.close()
@@ -109,7 +109,7 @@ def export(
     source = open_source(config)
     selection = None
     try:
-        person = resolve_person(source.people(), person_query)
+        person = _resolve(source, person_query)
         settings = config.crop.settings()
         if config.select.best:
             selection = _select(source, person, config, on_start, on_step)
@@ -153,6 +153,25 @@ def _layout_summary(layouts: LayoutResult) -> dict[str, Any]:
         "size": layouts.size,
         "warnings": list(layouts.warnings),
     }
+
+
+def _resolve(source: Source, query: str) -> Person:
+    person = resolve_person(source.people(), query)
+    flags = [
+        f
+        for f, on in (
+            ("hidden", person.hidden),
+            ("private", person.private),
+            ("excluded", person.excluded),
+        )
+        if on
+    ]
+    if flags:
+        # The user hid this person in PhotoPrism; asking by name is consent enough, but say so.
+        log.warning(
+            "%s is marked %s in the library; exporting anyway", person.name, " and ".join(flags)
+        )
+    return person
 
 
 def _require_originals(config: Config) -> None:
