@@ -176,9 +176,8 @@ def _resolve(source: Source, query: str) -> Person:
 
 def _require_originals(config: Config) -> None:
     if "/" not in config.library.roots():
-        raise ConfigError(
-            "no originals folder: pass --originals DIR or set PHOTOPRISM_ORIGINALS_PATH"
-        )
+        hint = " or set PHOTOPRISM_ORIGINALS_PATH" if config.library.source == "photoprism" else ""
+        raise ConfigError(f"no originals folder: pass --originals DIR{hint}")
 
 
 def _picks(config: Config) -> dict[str, bool]:

@@ -23,13 +23,17 @@ Db = Annotated[
     str | None,
     typer.Option(
         "--db",
-        help="Index URL: sqlite:///…/index.db or mysql+pymysql://user@host/photoprism.",
+        help="Library database URL: PhotoPrism sqlite:///…/index.db or mysql+pymysql://user@host/photoprism; immich-db postgresql://…; digikam sqlite:///…/digikam4.db.",
         show_default=False,
     ),
 ]
 Originals = Annotated[
     Path | None,
-    typer.Option("--originals", help="PhotoPrism's originals folder.", show_default=False),
+    typer.Option(
+        "--originals",
+        help="Originals folder (PhotoPrism's, Immich's upload folder, digiKam's album root, or the photo folder for xmp).",
+        show_default=False,
+    ),
 ]
 Storage = Annotated[
     Path | None,
@@ -65,6 +69,56 @@ ConfigFile = Annotated[
 ]
 
 
+SourceKind = Annotated[
+    str | None,
+    typer.Option(
+        "--source",
+        help="Library kind: photoprism (its database, the default), photoprism-api, immich, immich-db, digikam, xmp (face regions in the files).",
+        show_default=False,
+    ),
+]
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="Server address for photoprism-api or immich, e.g. http://192.168.1.5:2342.",
+        show_default=False,
+    ),
+]
+TokenFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        help="File holding the PhotoPrism app password/access token or Immich API key (or set FACESET_PHOTOPRISM_TOKEN / IMMICH_API_KEY).",
+        show_default=False,
+    ),
+]
+CaFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file",
+        help="CA certificate (PEM) of an HTTPS server with a private certificate.",
+        show_default=False,
+    ),
+]
+Cache = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache",
+        help="Folder for downloaded originals, reused between runs [default: ~/.cache/faceset].",
+        show_default=False,
+    ),
+]
+ServerPath = Annotated[
+    str | None,
+    typer.Option(
+        "--server-path",
+        help="What --originals is called in the library's own paths (immich-db: /data or /usr/src/app/upload; digikam: the album root).",
+        show_default=False,
+    ),
+]
+
+
 def _load(
     config_file: Path | None, env_file: Path | None, sections: dict[str, dict[str, Any]]
 ) -> config.Config:
@@ -80,6 +134,7 @@ def _library(
     storage: Path | None,
     sidecar: Path | None,
     password_file: Path | None,
+    remote: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "db": db,
@@ -87,7 +142,20 @@ def _library(
         "storage": storage,
         "sidecar": sidecar,
         "db_password_file": password_file,
+        **remote,
     }
+
+
+def _remote(
+    source: str | None,
+    url: str | None,
+    token_file: Path | None,
+    ca_file: Path | None,
+    cache: Path | None,
+    server_path: str | None,
+) -> dict[str, Any]:
+    return {"source": source, "url": url, "token_file": token_file, "ca_file": ca_file,
+            "cache": cache, "server_path": server_path}  # fmt: skip
 
 
 @command
@@ -97,6 +165,12 @@ def people(
     storage: Storage = None,
     sidecar: Sidecar = None,
     db_password_file: PasswordFile = None,
+    source: SourceKind = None,
+    url: Url = None,
+    token_file: TokenFile = None,
+    ca_file: CaFile = None,
+    cache: Cache = None,
+    server_path: ServerPath = None,
     env_file: EnvFile = None,
     config_file: ConfigFile = None,
     json_lines: JsonLines = False,
@@ -111,7 +185,16 @@ def people(
     cfg = _load(
         config_file,
         env_file,
-        {"library": _library(db, originals, storage, sidecar, db_password_file)},
+        {
+            "library": _library(
+                db,
+                originals,
+                storage,
+                sidecar,
+                db_password_file,
+                _remote(source, url, token_file, ca_file, cache, server_path),
+            )
+        },
     )
     found = pipeline.list_people(cfg)
     if json_lines:
@@ -237,6 +320,12 @@ def select(
     storage: Storage = None,
     sidecar: Sidecar = None,
     db_password_file: PasswordFile = None,
+    source: SourceKind = None,
+    url: Url = None,
+    token_file: TokenFile = None,
+    ca_file: CaFile = None,
+    cache: Cache = None,
+    server_path: ServerPath = None,
     env_file: EnvFile = None,
     config_file: ConfigFile = None,
     json_lines: JsonLines = False,
@@ -249,7 +338,14 @@ def select(
     """
     setup_logging(verbose, quiet)
     sections = {
-        "library": _library(db, originals, storage, sidecar, db_password_file),
+        "library": _library(
+            db,
+            originals,
+            storage,
+            sidecar,
+            db_password_file,
+            _remote(source, url, token_file, ca_file, cache, server_path),
+        ),
         "select": _select_section(confirmed_only, include_archived, since, years, best, face_model),
         "crop": {"size": size},
         "export": {"out": out, "workers": workers},
@@ -411,6 +507,12 @@ def export(
     storage: Storage = None,
     sidecar: Sidecar = None,
     db_password_file: PasswordFile = None,
+    source: SourceKind = None,
+    url: Url = None,
+    token_file: TokenFile = None,
+    ca_file: CaFile = None,
+    cache: Cache = None,
+    server_path: ServerPath = None,
     env_file: EnvFile = None,
     config_file: ConfigFile = None,
     json_lines: JsonLines = False,
@@ -423,7 +525,7 @@ def export(
     """
     setup_logging(verbose, quiet)
     sections = {
-        "library": _library(db, originals, storage, sidecar, db_password_file),
+        "library": _library(db, originals, storage, sidecar, db_password_file, _remote(source, url, token_file, ca_file, cache, server_path)),
         "select": _select_section(confirmed_only, include_archived, since, years, best, face_model),
         "crop": {
             "size": size,
