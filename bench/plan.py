@@ -115,7 +115,7 @@ def mark_done(root: Path, out: Path) -> None:
                     face, Status.WRITTEN, image=image,
                     box=Box(1600, 600, 2200, 1200), crop=Box(1150, 150, 2650, 1650),
                 )  # fmt: skip
-                rec = manifest.record(done, manifest.work_key(face, crop))
+                rec = manifest.record(done, manifest.work_key(face, crop), crop.size)
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     finally:
         source.close()

@@ -18,8 +18,10 @@ from pydantic import ValidationError
 
 from faceset.crop.config import CropConfig
 from faceset.errors import ConfigError
+from faceset.evaluate.config import EvalConfig
 from faceset.export.config import ExportConfig
 from faceset.export.presets import preset
+from faceset.generate.config import HeadshotsConfig
 from faceset.select.config import SelectConfig
 from faceset.settings import Section
 from faceset.sources.config import LibraryConfig
@@ -32,6 +34,8 @@ class Config(Section):
     select: SelectConfig = SelectConfig()
     crop: CropConfig = CropConfig()
     export: ExportConfig = ExportConfig()
+    headshots: HeadshotsConfig = HeadshotsConfig()
+    eval: EvalConfig = EvalConfig()
 
 
 def load(

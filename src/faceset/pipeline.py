@@ -121,17 +121,13 @@ def export(
             splits = {}
             faces = source.faces(person, **_picks(config))
             on_start(source.count_faces(person, **_picks(config)), "cropping")
-        summary, problems = _crop_faces(
+        summary, problems, records = _crop_faces(
             source, faces, out, settings, config, on_outcome, _oldest(config), splits
         )
     finally:
         source.close()
-    records = [
-        r
-        for r in manifest.read_records(out).values()
-        if r.get("split", manifest.TRAIN) == manifest.TRAIN
-    ]
-    layouts = write_layouts(out, records, config.export, person.name)
+    training = [r for r in records if r.get("split", manifest.TRAIN) == manifest.TRAIN]
+    layouts = write_layouts(out, training, config.export, person.name)
     write_settings(out, config.model_dump(mode="json"))
     extra: dict[str, Any] = {"layouts": _layout_summary(layouts)}
     if selection is not None:
@@ -276,14 +272,18 @@ def _crop_faces(
     on_outcome: OnOutcome,
     oldest: datetime | None = None,
     splits: dict[str, str] | None = None,
-) -> tuple[Summary, list[dict[str, Any]]]:
-    """Crop ``faces`` into ``out``; ``splits`` names faces kept out of training (holdout)."""
+) -> tuple[Summary, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Crop ``faces`` into ``out``; ``splits`` names faces kept out of training (holdout).
+
+    Returns the summary, the problems and the new manifest's records.
+    """
     split_of = splits or {}
     previous = manifest.read_records(out)
     journal = manifest.Journal(out)
     summary = Summary()
     problems: list[dict[str, Any]] = []
-    current: dict[str, str] = {}  # marker uid -> work key of every image the new manifest lists
+    records: dict[str, dict[str, Any]] = {}  # marker uid -> record of the new manifest
+    in_flight: dict[str, str] = {}  # marker uid -> work key of a face being cropped
 
     def jobs() -> Iterator[CropJob]:
         for face in faces:
@@ -297,6 +297,8 @@ def _crop_faces(
             image = manifest.image_name(face, split)
             old = previous.get(face.marker_uid)
             if old and old.get("key") == key and (out / old["image"]).is_file():
+                # The old record is replaced by the new one: one copy in memory, not two.
+                del previous[face.marker_uid]
                 others = tuple(filter(None, map(manifest.box_of, old.get("others", []))))
                 kept = Outcome(
                     face, Status.KEPT, image=old["image"], box=manifest.box_of(old.get("box")),
@@ -310,24 +312,22 @@ def _crop_faces(
                 finish(Outcome(face, Status.SKIPPED, reason=Reason.UNSAFE_PATH, detail=str(e)), key)
                 continue
             except KeyError as e:
-                finish(
-                    Outcome(
-                        face, Status.SKIPPED, reason=Reason.UNKNOWN_ROOT, detail=str(e.args[0])
-                    ),
-                    key,
-                )
+                reason, detail = Reason.UNKNOWN_ROOT, str(e.args[0])
+                finish(Outcome(face, Status.SKIPPED, reason=reason, detail=detail), key)
                 continue
-            current[face.marker_uid] = key
+            in_flight[face.marker_uid] = key
             yield CropJob(face, path, out / image, image, settings)
 
     def finish(outcome: Outcome, key: str) -> None:
         summary.add(outcome)
+        uid = outcome.face.marker_uid
         if outcome.status in (Status.WRITTEN, Status.KEPT):
-            current[outcome.face.marker_uid] = key
-            split = split_of.get(outcome.face.marker_uid, manifest.TRAIN)
-            journal.add(manifest.record(outcome, key, split))
+            split = split_of.get(uid, manifest.TRAIN)
+            records[uid] = manifest.record(outcome, key, settings.size, split)
+            # Only new images must survive a kill; kept ones are in the old manifest already.
+            journal.add(records[uid], durable=outcome.status is Status.WRITTEN)
         else:
-            current.pop(outcome.face.marker_uid, None)
+            records.pop(uid, None)
             problems.append(problem(outcome))
             log.warning("%s (%s): %s", outcome.face.file_name, outcome.reason, outcome.detail)
         for warning in outcome.warnings:
@@ -337,14 +337,14 @@ def _crop_faces(
     workers = config.export.workers or default_workers()
     try:
         for outcome in crop_all(jobs(), workers):
-            finish(outcome, current[outcome.face.marker_uid])
+            finish(outcome, in_flight.pop(outcome.face.marker_uid))
     except BaseException:
         journal.close()  # keep the journal: the next run picks up from it
         raise
-    finished = manifest.read_records(out)
-    journal.finish(finished[uid] for uid in sorted(current, key=lambda u: finished[u]["image"]))
-    summary.removed = _remove_stale_images(out, previous, finished, current)
-    return summary, problems
+    ordered = sorted(records.values(), key=lambda r: str(r["image"]))
+    journal.finish(iter(ordered))
+    summary.removed = _remove_stale_images(out, previous, {str(r["image"]) for r in ordered})
+    return summary, problems, ordered
 
 
 def _locate(source: Source, face: Face) -> Path:
@@ -356,18 +356,12 @@ def _locate(source: Source, face: Face) -> Path:
     return resolve_in_root(root, face.file_name)
 
 
-def _remove_stale_images(
-    out: Path,
-    previous: dict[str, dict[str, Any]],
-    finished: dict[str, dict[str, Any]],
-    current: dict[str, str],
-) -> int:
-    """Delete images this tool wrote earlier for faces no longer exported; return how many."""
-    keep = {finished[uid]["image"] for uid in current}
+def _remove_stale_images(out: Path, previous: dict[str, dict[str, Any]], keep: set[str]) -> int:
+    """Delete images this tool wrote earlier that the new manifest does not list; return how many."""
     removed = 0
-    for uid, rec in previous.items():
+    for rec in previous.values():
         image = rec.get("image")
-        if uid in current or not isinstance(image, str) or image in keep:
+        if not isinstance(image, str) or image in keep:
             continue
         path = out / image
         if path.is_file() and path.parent.name in (manifest.IMAGES, manifest.HOLDOUT):

@@ -71,3 +71,37 @@ def test_export_writes_kohya_and_diffusers_layouts_and_reproduces_from_its_toml(
     # Everything but the files that name their own folder or the time is byte-for-byte the same.
     skip = ("report.json", "dataset.toml", "dataset-masked.toml", "TRAINING.md", "faceset.toml")
     assert _tree(tmp_path / "again", skip) == _tree(out, skip)
+
+
+def test_rerun_with_nothing_new_touches_no_layout_file(sqlite_db: Database, tmp_path: Path) -> None:
+    lib = make_library(sqlite_db.engine, tmp_path / "lib")
+    jane = lib.person("Jane Doe")
+    for i in range(3):
+        lib.photo_file(f"{i}.jpg", jane)
+    out = tmp_path / "out"
+    args = [
+        "export",
+        "--db",
+        sqlite_db.url,
+        "--originals",
+        str(lib.originals),
+        "-p",
+        "Jane Doe",
+        "--out",
+        str(out),
+        "--size",
+        "256",
+    ]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    stamps = {
+        p: p.stat().st_mtime_ns
+        for p in out.rglob("*")
+        if p.is_file() and p.name not in ("report.json", "manifest.jsonl")
+    }
+
+    again = CliRunner().invoke(app, [*args, "--json"])
+
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout.splitlines()[-1])["kept"] == 3
+    touched = [p for p, t in stamps.items() if p.stat().st_mtime_ns != t]
+    assert touched == [out / "faceset.toml"] or touched == []

@@ -53,6 +53,10 @@ from faceset.export.tokens import check_trigger
 log = logging.getLogger(__name__)
 
 STATE = ".faceset-layouts.json"
+DIGEST = ".faceset-layouts.digest"
+"""Digest of the inputs of the last complete run: equal means there is nothing to write."""
+LAYOUT_VERSION = 1
+"""Bump when what the layouts contain changes, so a re-run rewrites them."""
 MASK_LABEL = "-masklabel.png"
 # Folders a user's trainer writes into: created, never cleaned.
 KEPT_DIRS = (kohya.MODEL_DIR, kohya.LOG_DIR)
@@ -151,6 +155,25 @@ def write_layouts(
     )
     if not images:
         warnings.append("no images: no trainer layout written")
+    digest = _run_digest(images, settings, person_name, repeats)
+    if images and _read_digest(out) == digest and _untouched(out, _read_state(out).files, concept):
+        # Same images, same keys, same settings as the run that wrote these folders: a re-run of
+        # 100,000 faces must not touch 600,000 files to find nothing to do.
+        log.info("layouts (%s): %d images, unchanged", settings.layout, len(images))
+        return _result(
+            out,
+            settings,
+            images,
+            repeats,
+            size,
+            concept,
+            with_kohya,
+            with_diffusers,
+            (),
+            (),
+            warnings,
+        )
+    (out / DIGEST).unlink(missing_ok=True)
 
     plan: dict[str, Content] = {}
     captions = {
@@ -227,6 +250,27 @@ def write_layouts(
         "layouts (%s): %d images, %d files written, %d removed",
         settings.layout, len(images), len(written), len(removed),
     )  # fmt: skip
+    (out / DIGEST).write_text(digest + "\n", encoding="utf-8")
+    return _result(
+        out, settings, images, repeats, size, concept, with_kohya, with_diffusers,
+        tuple(sorted(written)), tuple(removed), warnings,
+    )  # fmt: skip
+
+
+def _result(
+    out: Path,
+    settings: ExportConfig,
+    images: Sequence[_Image],
+    repeats: int,
+    size: int | None,
+    concept: str,
+    with_kohya: bool,
+    with_diffusers: bool,
+    written: tuple[str, ...],
+    removed: tuple[str, ...],
+    warnings: list[str],
+) -> LayoutResult:
+    masked = with_kohya and settings.masks
     return LayoutResult(
         images=len(images),
         repeats=repeats,
@@ -234,19 +278,72 @@ def write_layouts(
         train_data_dir=out / kohya.TRAIN_DIR if with_kohya else None,
         concept_dir=out / concept if with_kohya else None,
         dataset_toml=out / kohya.DATASET_TOML if with_kohya else None,
-        masked_dataset_toml=out / kohya.MASKED_DATASET_TOML
-        if with_kohya and settings.masks
-        else None,
+        masked_dataset_toml=out / kohya.MASKED_DATASET_TOML if masked else None,
         sample_prompts=out / kohya.SAMPLE_PROMPTS if with_kohya else None,
-        masks_dir=out / kohya.MASKS_DIR if with_kohya and settings.masks else None,
+        masks_dir=out / kohya.MASKS_DIR if masked else None,
         onetrainer_dir=out / ONETRAINER_DIR if with_kohya else None,
         diffusers_train_dir=out / diffusers.TRAIN_DIR if with_diffusers else None,
         diffusers_instance_dir=out / diffusers.INSTANCE_DIR if with_diffusers else None,
         guide=out / GUIDE if images else None,
-        written=tuple(sorted(written)),
-        removed=tuple(removed),
+        written=written,
+        removed=removed,
         warnings=tuple(warnings),
     )
+
+
+def _run_digest(
+    images: Sequence[_Image], settings: ExportConfig, person_name: str, repeats: int
+) -> str:
+    """Return a digest of every input of the layouts: the records, each image file's inode,
+    size and modification time (a crop rewritten in place changes them), the settings, the
+    person and the repeats."""
+    stamps: dict[str, tuple[int, int, int]] = {}
+    for parent in {im.source.parent for im in images}:
+        with os.scandir(parent) as entries:
+            for e in entries:
+                st = e.stat()
+                stamps[os.path.join(parent, e.name)] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    h = hashlib.sha1(usedforsecurity=False)
+    head = [LAYOUT_VERSION, person_name, repeats, settings.model_dump(mode="json")]
+    h.update(json.dumps(head, default=str).encode())
+    for im in images:
+        entry = [im.stem, im.record, stamps.get(str(im.source))]
+        h.update(json.dumps(entry, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _untouched(out: Path, files: set[str], concept: str) -> bool:
+    """Return whether every file of the last run is still there and nothing but trainers'
+    caches was added beside them, listing each folder once."""
+    by_dir: dict[str, set[str]] = {}
+    for rel in files:
+        parent, _, name = rel.rpartition("/")
+        by_dir.setdefault(parent, set()).add(name)
+    for parent, names in by_dir.items():
+        try:
+            with os.scandir(out / parent) as entries:
+                present = {e.name for e in entries if not e.name.startswith(".")}
+        except OSError:
+            return False
+        extra = present - names
+        if parent == concept:
+            extra = {
+                n for n in extra
+                if n != kohya.METADATA_CACHE and n not in kohya.CACHE_DIRS and kohya.cache_owner(n) is None
+            }  # fmt: skip
+        # Sub-folders of a listed folder (img/ holds the concept folder) are not strays.
+        extra = {n for n in extra if f"{parent}/{n}".lstrip("/") not in by_dir}
+        # The output folder itself also holds faces/, the manifest and the reports.
+        if not names <= present or (extra and parent):
+            return False
+    return bool(files)
+
+
+def _read_digest(out: Path) -> str | None:
+    try:
+        return (out / DIGEST).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
 
 
 def _plan_kohya(
@@ -337,9 +434,14 @@ def _read_images(
     used: set[str] = set()
     for name in sorted(found):
         source = out / name
+        side = found[name].get("size")
         try:
-            with Image.open(source) as im:
-                size = im.size
+            if isinstance(side, int) and side > 0:
+                # The manifest says how big the crop is: a re-run opens no image at all.
+                size = (side, side)
+            else:
+                with Image.open(source) as im:
+                    size = im.size
         except FileNotFoundError:
             warnings.append(f"{name} is in the manifest but not on disk: left out")
             continue

@@ -46,8 +46,8 @@ def _values(flat: Any) -> list[Any]:
     return [getattr(flat, f.name) for f in fields(flat)]
 
 
-def record(outcome: Outcome, key: str, split: str = TRAIN) -> dict[str, Any]:
-    """Return the manifest record of a written or kept image."""
+def record(outcome: Outcome, key: str, size: int, split: str = TRAIN) -> dict[str, Any]:
+    """Return the manifest record of a written or kept image ``size`` px square."""
     face = outcome.face
     return {
         "image": outcome.image,
@@ -62,6 +62,7 @@ def record(outcome: Outcome, key: str, split: str = TRAIN) -> dict[str, Any]:
         "confirmed": face.confirmed,
         "box": outcome.box.as_list() if outcome.box else None,
         "crop": outcome.crop.as_list(0) if outcome.crop else None,
+        "size": size,
         "others": [o.as_list() for o in outcome.others],
         "warnings": list(outcome.warnings),
         "key": key,
@@ -95,9 +96,11 @@ class Journal:
         out.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] = (out / JOURNAL).open("a", encoding="utf-8")
 
-    def add(self, rec: dict[str, Any]) -> None:
+    def add(self, rec: dict[str, Any], durable: bool = True) -> None:
+        """Append ``rec``; ``durable`` pushes it to the file now, so a kill cannot lose it."""
         self._file.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        self._file.flush()
+        if durable:
+            self._file.flush()
 
     def finish(self, records: Iterator[dict[str, Any]]) -> None:
         """Write ``records`` as the new manifest and drop the journal."""

@@ -1,0 +1,83 @@
+"""Settings of ``faceset headshots``: the ``[headshots]`` section of faceset.toml.
+
+Flags override these for one run. ``None`` means "decided from the LoRA and its base model"
+(the size it was trained at, the family's usual guidance).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from faceset.generate.prompts import check_template
+from faceset.settings import Section
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+"""A template's name starts its image files' names: letters, digits, - and _."""
+
+Sampler = Literal["dpmpp_2m_karras", "euler_a", "euler", "ddim", "model"]
+"""Samplers by their A1111/ComfyUI names; ``model`` keeps the base model's own scheduler."""
+
+
+class TemplateConfig(Section):
+    """A user preset: ``[headshots.templates.NAME]`` in faceset.toml."""
+
+    prompt: str
+    """Prompt with {subject} (the trigger and class, e.g. "ohwx man"), or {trigger} and
+    {class}; {variation} takes each of ``variations`` in turn."""
+    negative: str | None = None
+    """Negative prompt; None: the built-in one (blur, deformities, text, watermarks)."""
+    variations: tuple[str, ...] = ()
+    """Attire, backgrounds or lighting, one per image in turn, for {variation}."""
+
+    @field_validator("prompt")
+    @classmethod
+    def _names_the_person(cls, value: str) -> str:
+        return check_template(value)
+
+
+class HeadshotsConfig(Section):
+    """``[headshots]``: what ``faceset headshots`` draws, and how."""
+
+    preset: str = "linkedin"
+    """Built-in preset (linkedin, studio, outdoor, office, casual, editorial) or a template
+    of ``templates``."""
+    count: int = Field(16, ge=1, le=1000)
+    """Images per run."""
+    seed: int = Field(0, ge=0)
+    """Image i is drawn with seed + i, so any one can be drawn again alone."""
+    steps: int = Field(30, ge=1, le=1000)
+    """Denoising steps per image."""
+    guidance: float | None = Field(None, ge=0, le=30)
+    """Classifier-free guidance; None: 7.0 for SD 1.5, 6.0 for SDXL."""
+    lora_weight: float = Field(1.0, ge=-4, le=4)
+    """Strength of the LoRA: 1 as trained, lower to loosen the likeness for style."""
+    sampler: Sampler = "dpmpp_2m_karras"
+    """dpmpp_2m_karras (DPM++ 2M Karras), euler_a, euler, ddim, or model (the base model's own)."""
+    width: int | None = Field(None, ge=64, le=4096)
+    """Image width in pixels, a multiple of 8; None: the LoRA's training resolution."""
+    height: int | None = Field(None, ge=64, le=4096)
+    """Image height in pixels, a multiple of 8; None: the LoRA's training resolution."""
+    negative: str | None = None
+    """Negative prompt for every preset; None: each preset's own."""
+    templates: dict[str, TemplateConfig] = Field(default_factory=dict)
+    """Your own presets, by name: ``[headshots.templates.beach]`` with prompt, negative and
+    variations."""
+
+    @field_validator("templates")
+    @classmethod
+    def _file_safe_names(cls, value: dict[str, TemplateConfig]) -> dict[str, TemplateConfig]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(f"template name {name!r}: use letters, digits, - and _")
+        return value
+
+    @field_validator("width", "height")
+    @classmethod
+    def _multiple_of_8(cls, value: int | None) -> int | None:
+        # The VAE works on 8x8 pixel cells (SD 1.5 and SDXL).
+        if value is not None and value % 8:
+            raise ValueError("must be a multiple of 8")
+        return value

@@ -1,0 +1,212 @@
+"""The image engine: a base pipeline on the best device, a kohya LoRA on it, one image per call.
+
+Every input that decides an image is in a :class:`Request` plus the engine's :meth:`record`, so
+an image can be drawn again bit for bit from its JSON on the same device and dtype. Initial
+noise comes from a CPU generator seeded per image (as train/samples.py does): the same seed
+starts from the same latents on any device.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import diffusers
+import torch
+from PIL import Image
+
+from faceset import __version__
+from faceset.generate.config import Sampler
+from faceset.generate.lora_file import Family, LoraFile
+from faceset.train.base_model import load_base
+from faceset.train.errors import OutOfMemory
+
+log = logging.getLogger(__name__)
+
+ADAPTER = "faceset"
+"""The name the LoRA is loaded under (diffusers/peft adapters are named)."""
+DEFAULT_GUIDANCE: dict[str, float] = {"sd15": 7.0, "sdxl": 6.0}
+DEFAULT_SIZE: dict[str, int] = {"sd15": 512, "sdxl": 1024}
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One image: everything that decides it besides the base model, LoRA and scheduler."""
+
+    prompt: str
+    negative_prompt: str
+    seed: int
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    sampler: Sampler
+    lora_weight: float
+
+
+def scheduler_for(sampler: Sampler, base_config: Mapping[str, Any]) -> Any:
+    """Return a fresh diffusers scheduler for ``sampler`` from the base model's scheduler config.
+
+    The A1111 names map as diffusers documents them: DPM++ 2M Karras is
+    ``DPMSolverMultistepScheduler`` with ``algorithm_type="dpmsolver++"`` and Karras sigmas.
+    """
+    config = dict(base_config)
+    if sampler == "dpmpp_2m_karras":
+        return diffusers.DPMSolverMultistepScheduler.from_config(
+            config, algorithm_type="dpmsolver++", use_karras_sigmas=True
+        )
+    if sampler == "euler_a":
+        return diffusers.EulerAncestralDiscreteScheduler.from_config(config)
+    if sampler == "euler":
+        return diffusers.EulerDiscreteScheduler.from_config(config)
+    if sampler == "ddim":
+        return diffusers.DDIMScheduler.from_config(config)
+    return getattr(diffusers, str(config["_class_name"])).from_config(config)
+
+
+def pick_device(device: str | None = None, dtype: str | None = None) -> tuple[str, str]:
+    """Return (device, dtype name): the GPU in bf16 (else fp16) when there is one, else the CPU
+    in float32, unless asked for."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype is None:
+        if device.startswith("cuda"):
+            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        else:
+            dtype = "float32"  # CPUs are slow and inexact in half precision
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}")
+    return device, dtype
+
+
+class Engine:
+    """A base model ready to draw, carrying at most one LoRA at a time."""
+
+    def __init__(
+        self,
+        base: str,
+        family: Family,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        scheduler_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Load ``base`` (folder, ``.safetensors`` or model id) of ``family`` onto ``device``.
+
+        ``scheduler_config`` replaces the base model's own (to redraw a recorded image exactly).
+        Raises BaseModelError when the base cannot be loaded or is not of ``family``.
+        """
+        self.base = base
+        self.family = family
+        self.device, self.dtype = pick_device(device, dtype)
+        loaded = load_base(base, family)
+        self.pipeline = loaded.pipeline
+        if self.dtype == "float32":
+            self.pipeline.to(self.device)  # load_base loads float32: no cast, no cast warnings
+        else:
+            self.pipeline.to(self.device, _DTYPES[self.dtype])
+        self.pipeline.set_progress_bar_config(disable=True)
+        self.scheduler_config: dict[str, Any] = dict(
+            scheduler_config if scheduler_config is not None else self.pipeline.scheduler.config
+        )
+        self.lora: LoraFile | None = None
+        self._weight: float | None = None
+        log.info("drawing on %s in %s", self.device, self.dtype)
+
+    def use_lora(self, lora: LoraFile | None) -> None:
+        """Put ``lora`` on the base model in place of the current one; None: the base alone."""
+        if self.lora is not None and lora is not None and self.lora.sha256 == lora.sha256:
+            return
+        if self.lora is not None:
+            self.pipeline.delete_adapters(ADAPTER)
+            self.lora, self._weight = None, None
+        if lora is not None:
+            self.pipeline.load_lora_weights(str(lora.path), adapter_name=ADAPTER)
+            self.lora = lora
+
+    def render(
+        self, request: Request, scheduler_config: Mapping[str, Any] | None = None
+    ) -> Image.Image:
+        """Return the RGB image ``request`` describes, drawn with the current LoRA.
+
+        ``scheduler_config`` (a record's) replaces the base model's scheduler config.
+        """
+        pipe = self.pipeline
+        if self.lora is not None and self._weight != request.lora_weight:
+            pipe.set_adapters([ADAPTER], adapter_weights=[request.lora_weight])
+            self._weight = request.lora_weight
+        config = self.scheduler_config if scheduler_config is None else scheduler_config
+        pipe.scheduler = scheduler_for(request.sampler, config)
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        try:
+            with torch.inference_mode():
+                result = pipe(
+                    prompt=request.prompt,
+                    negative_prompt=request.negative_prompt or None,
+                    height=request.height,
+                    width=request.width,
+                    num_inference_steps=request.steps,
+                    guidance_scale=request.guidance,
+                    generator=generator,
+                )
+        except torch.OutOfMemoryError as e:
+            raise OutOfMemory(
+                f"out of GPU memory drawing {request.width}x{request.height} images;"
+                " lower --width/--height"
+            ) from e
+        image: Image.Image = result.images[0]
+        return image.convert("RGB")
+
+    def record(self, request: Request) -> dict[str, Any]:
+        """Return the JSON-ready record that lets :func:`redraw` make the same image again."""
+        lora = self.lora
+        return {
+            **asdict(request),
+            "scheduler": {
+                "class": type(scheduler_for(request.sampler, self.scheduler_config)).__name__,
+                "base_config": _json_safe(self.scheduler_config),
+            },
+            "lora": None
+            if lora is None
+            else {
+                "path": str(lora.path.resolve()),
+                "sha256": lora.sha256,
+                "name": lora.name,
+                "step": lora.step,
+                "subject": lora.subject,
+            },
+            "base": self.base,
+            "family": self.family,
+            "device": self.device,
+            "dtype": self.dtype,
+            "generator": "torch.Generator('cpu').manual_seed(seed), initial latents drawn on CPU",
+            "versions": _versions(),
+        }
+
+
+def request_of(record: Mapping[str, Any]) -> Request:
+    """Return the :class:`Request` stored in an image record."""
+    names = Request.__dataclass_fields__
+    return Request(**{name: record[name] for name in names})
+
+
+def _json_safe(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``config`` with tuples as lists, as JSON stores them, so a reload compares equal."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _versions() -> dict[str, str]:
+    found = {"faceset": __version__}
+    for name in ("torch", "diffusers", "transformers", "peft"):
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
