@@ -14,9 +14,12 @@ from faceset.model import Outcome
 J = TypeVar("J")
 R = TypeVar("R")
 
-# Jobs queued per worker: enough to keep each busy while results are collected, few enough that
-# a 100,000-face library never sits in memory at once.
+# Batches queued per worker: enough to keep each busy while results are collected, few enough
+# that a 100,000-face library never sits in memory at once.
 IN_FLIGHT_PER_WORKER = 4
+# Jobs sent to a worker together: one round trip costs about as much as reporting a missing file,
+# so single jobs would make a re-check of a large library IPC-bound.
+BATCH = 8
 
 
 def default_workers() -> int:
@@ -40,13 +43,30 @@ def map_bounded(fn: Callable[[J], R], jobs: Iterable[J], workers: int) -> Iterat
     # forkserver: workers must not inherit the parent's open database connection.
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: set[Future[R]] = set()
+        pending: set[Future[list[R]]] = set()
         limit = workers * IN_FLIGHT_PER_WORKER
-        for job in jobs:
-            pending.add(pool.submit(fn, job))
+        for batch in _batches(jobs, BATCH):
+            pending.add(pool.submit(_apply, fn, batch))
             if len(pending) >= limit:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                yield from (f.result() for f in done)
+                for f in done:
+                    yield from f.result()
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            yield from (f.result() for f in done)
+            for f in done:
+                yield from f.result()
+
+
+def _batches(jobs: Iterable[J], size: int) -> Iterator[list[J]]:
+    batch: list[J] = []
+    for job in jobs:
+        batch.append(job)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _apply(fn: Callable[[J], R], batch: list[J]) -> list[R]:
+    return [fn(job) for job in batch]

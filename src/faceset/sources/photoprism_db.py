@@ -287,11 +287,7 @@ class PhotoPrismDB:
                 sa.text(sql), {"uid": person.uid}
             )
             for row in result.mappings():
-                face = _face(dict(row), person)
-                mine = others.get(face.file_uid, ())
-                yield replace(
-                    face, others=tuple(box for uid, box in mine if uid != face.marker_uid)
-                )
+                yield _face(row, person, others)
 
     def _other_faces(self, person: Person) -> dict[str, list[tuple[str, RelBox]]]:
         """Return every valid face box, named or not, on the files that hold the person's faces."""
@@ -353,11 +349,15 @@ def parse_embedding(raw: Any) -> tuple[float, ...] | None:
     return tuple(float(v) for v in data)
 
 
-def _face(row: Mapping[str, Any], person: Person) -> Face:
+def _face(
+    row: Mapping[Any, Any], person: Person, others: Mapping[str, list[tuple[str, RelBox]]]
+) -> Face:
     marker_src = values.text(row["marker_src"])
+    marker_uid = values.text(row["marker_uid"])
+    file_uid = values.text(row["file_uid"])
     return Face(
-        marker_uid=values.text(row["marker_uid"]),
-        file_uid=values.text(row["file_uid"]),
+        marker_uid=marker_uid,
+        file_uid=file_uid,
         photo_uid=values.text(row["photo_uid"]),
         subject_uid=person.uid,
         subject_name=person.name,
@@ -381,4 +381,5 @@ def _face(row: Mapping[str, Any], person: Person) -> Face:
         quality=values.integer(row["q"]),
         face_dist=values.real(row["face_dist"], -1.0),
         taken_at=values.timestamp(row["taken_at"]),
+        others=tuple(box for uid, box in others.get(file_uid, ()) if uid != marker_uid),
     )

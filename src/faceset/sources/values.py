@@ -10,6 +10,8 @@ from typing import Any
 
 def text(value: Any) -> str:
     """Return a column value as text; bytes decode like file names (undecodable bytes escaped)."""
+    if type(value) is str:  # the common case first: this runs for every column of every row
+        return value
     if value is None:
         return ""
     if isinstance(value, bytes | bytearray | memoryview):
@@ -18,6 +20,8 @@ def text(value: Any) -> str:
 
 
 def integer(value: Any, default: int = 0) -> int:
+    if type(value) is int:
+        return value
     if value is None or value == b"" or value == "":
         return default
     try:
@@ -27,6 +31,8 @@ def integer(value: Any, default: int = 0) -> int:
 
 
 def real(value: Any, default: float = 0.0) -> float:
+    if type(value) is float:
+        return value
     if value is None or value == b"" or value == "":
         return default
     try:
