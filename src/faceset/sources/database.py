@@ -1,15 +1,14 @@
 """Read-only database connections for the Immich and digiKam sources, with one-line errors.
 
 SQLite opens in ``mode=ro``; MySQL/MariaDB and PostgreSQL sessions are set read-only, so the
-server itself refuses any write. (PhotoPrism's index has its own, older copy of these rules in
-:mod:`faceset.sources.photoprism_db`, whose messages name PhotoPrism.)
+server itself refuses any write. PhotoPrism's index connects here too, with messages of its own.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,11 +42,19 @@ def with_password(url: URL, password: str | None) -> URL:
     return url.set(password=password)
 
 
-def connect(url: URL, what: str, backends: tuple[str, ...]) -> Engine:
+def connect(
+    url: URL,
+    what: str,
+    backends: tuple[str, ...],
+    *,
+    missing: str | None = None,
+    message: Callable[[URL, DBAPIError], str] | None = None,
+) -> Engine:
     """Return a read-only engine for ``url``; raise SourceError naming the fix when unusable.
 
     ``what`` names the library in messages; ``backends`` are the SQLAlchemy backend names it
-    supports (``sqlite``, ``mysql``, ``postgresql``).
+    supports (``sqlite``, ``mysql``, ``postgresql``). ``missing`` replaces the message for an
+    SQLite file that is not there, ``message`` the one for a refused connection.
     """
     backend = url.get_backend_name()
     if backend == "mariadb":
@@ -57,7 +64,7 @@ def connect(url: URL, what: str, backends: tuple[str, ...]) -> Engine:
             f"{what} does not keep its library in {backend!r}; use {' or '.join(backends)}"
         )
     if backend == "sqlite":
-        engine = _sqlite(url, what)
+        engine = _sqlite(url, missing or f"no {what} database at {url.database}")
     elif backend == "mysql":
         engine = _mysql(url)
     else:
@@ -69,14 +76,14 @@ def connect(url: URL, what: str, backends: tuple[str, ...]) -> Engine:
             conn.execute(sa.text(probe))
     except DBAPIError as e:
         engine.dispose()
-        raise SourceError(_message(url, what, e)) from None
+        raise SourceError(message(url, e) if message else _message(url, what, e)) from None
     return engine
 
 
-def _sqlite(url: URL, what: str) -> Engine:
+def _sqlite(url: URL, missing: str) -> Engine:
     path = Path(url.database or "")
     if not url.database or not path.is_file():
-        raise SourceError(f"no {what} database at {path}")
+        raise SourceError(missing)
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
 
     def open_read_only() -> sqlite3.Connection:

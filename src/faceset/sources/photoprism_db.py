@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -17,11 +15,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from faceset.errors import SourceError
 from faceset.model import Face, Person, RelBox
-from faceset.sources import values
+from faceset.sources import database, values
 
 log = logging.getLogger(__name__)
 
@@ -84,53 +82,10 @@ def connect(url: str) -> Engine:
             f"--db {url!r} is not a database URL; use sqlite:///path/index.db"
             " or mysql+pymysql://user@host:3306/photoprism"
         ) from None
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        engine = _sqlite_engine(parsed)
-    elif backend in ("mysql", "mariadb"):
-        engine = _mysql_engine(parsed)
-    else:
-        raise SourceError(
-            f"database {backend!r} is not a PhotoPrism index backend; use MariaDB/MySQL or SQLite"
-        )
-    try:
-        with engine.connect() as conn:
-            # SQLite opens any file lazily; reading its catalogue proves it is a database.
-            probe = "SELECT COUNT(*) FROM sqlite_master" if backend == "sqlite" else "SELECT 1"
-            conn.execute(sa.text(probe))
-    except DBAPIError as e:
-        engine.dispose()
-        raise SourceError(_connect_message(parsed, e)) from None
-    return engine
-
-
-def _sqlite_engine(url: URL) -> Engine:
-    path = Path(url.database or "")
-    if not url.database or not path.is_file():
-        raise SourceError(f"no SQLite index at {path}; PhotoPrism keeps it at <storage>/index.db")
-    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
-
-    def open_read_only() -> sqlite3.Connection:
-        # mode=ro: the library is the user's; no statement of ours may change it.
-        return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
-
-    return sa.create_engine("sqlite://", creator=open_read_only, poolclass=sa.pool.NullPool)
-
-
-def _mysql_engine(url: URL) -> Engine:
-    url = url.set(drivername="mysql+pymysql")
-    try:
-        engine = sa.create_engine(url, connect_args={"connect_timeout": 10}, pool_pre_ping=True)
-    except NoSuchModuleError as e:
-        raise SourceError(f"cannot use {url.drivername}: {e}") from None
-
-    @sa.event.listens_for(engine, "connect")
-    def read_only(dbapi_conn: Any, _record: Any) -> None:
-        # Every transaction of ours is read-only: the server refuses any write we might attempt.
-        with dbapi_conn.cursor() as cursor:
-            cursor.execute("SET SESSION TRANSACTION READ ONLY")
-
-    return engine
+    missing = f"no SQLite index at {parsed.database}; PhotoPrism keeps it at <storage>/index.db"
+    return database.connect(
+        parsed, "PhotoPrism", ("sqlite", "mysql"), missing=missing, message=_connect_message
+    )
 
 
 def _connect_message(url: URL, error: DBAPIError) -> str:
