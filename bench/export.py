@@ -91,12 +91,16 @@ def floor(djpeg: str, photos: list[library.BenchPhoto], workers: int) -> float:
     return time.perf_counter() - start
 
 
-def faceset_export(lib: library.BenchLibrary, out: Path) -> tuple[float, dict[str, int]]:
+def faceset_export(
+    lib: library.BenchLibrary, out: Path, layout: str = "none"
+) -> tuple[float, dict[str, int]]:
     """Return seconds for ``faceset export --size 512`` and the peak RSS (KiB) of its processes."""
     command = [
         sys.executable, "-m", "faceset", "export", "--db", lib.db_url,
         "--originals", str(lib.originals), "--person", library.PERSON,
-        "--out", str(out), "--size", "512", "-q",
+        # The naive pipeline only crops: so does the compared run (--layout none); the trainer
+        # folders are timed in a second run.
+        "--out", str(out), "--size", "512", "--layout", layout, "-q",
     ]  # fmt: skip
     start = time.perf_counter()
     process = subprocess.Popen(command)
@@ -190,6 +194,7 @@ def main() -> None:
         t_floor = floor(djpeg, lib.photos, workers)
         t_faceset, peaks = faceset_export(lib, Path(tmp) / "faceset")
         written = len(list((Path(tmp) / "faceset" / "faces").glob("*.jpg")))
+        t_layouts, _ = faceset_export(lib, Path(tmp) / "layouts", "all")
     if written != n:
         print(f"warning: faceset wrote {written} images for {n} photos", file=sys.stderr)
     rows = [
@@ -201,6 +206,9 @@ def main() -> None:
         print(f"{name:48s} {seconds:7.2f} s {n / seconds:8.1f} photos/s")
     print(
         f"faceset / naive: {t_naive / t_faceset:.1f}x   faceset / floor: {t_floor / t_faceset:.2f}x"
+    )
+    print(
+        f"{'faceset export --size 512 with all trainer layouts':48s} {t_layouts:7.2f} s {n / t_layouts:8.1f} photos/s"
     )
     for role, kib in sorted(peaks.items()):
         print(f"peak RSS, {role}: {kib / 1024:.0f} MiB")

@@ -93,7 +93,8 @@ def settings(root: Path, out: Path) -> config.Config:
         None,
         {
             "library": {"db": f"sqlite:///{index}", "originals": root / "originals"},
-            "export": {"out": out, "workers": 1},
+            # Planning, not the trainer folders: those have their own re-run shortcut.
+            "export": {"out": out, "workers": 1, "layout": "none"},
         },
         environ={},
     )

@@ -126,10 +126,13 @@ def export(
         )
     finally:
         source.close()
-    training = [r for r in records if r.get("split", manifest.TRAIN) == manifest.TRAIN]
-    layouts = write_layouts(out, training, config.export, person.name)
+    layouts = None
+    extra: dict[str, Any] = {}
+    if config.export.layout != "none":
+        training = [r for r in records if r.get("split", manifest.TRAIN) == manifest.TRAIN]
+        layouts = write_layouts(out, training, config.export, person.name)
+        extra["layouts"] = _layout_summary(layouts)
     write_settings(out, config.model_dump(mode="json"))
-    extra: dict[str, Any] = {"layouts": _layout_summary(layouts)}
     if selection is not None:
         extra["selection"] = selection.counts()
         _write_selection(out, person, selection)
@@ -324,8 +327,9 @@ def _crop_faces(
         if outcome.status in (Status.WRITTEN, Status.KEPT):
             split = split_of.get(uid, manifest.TRAIN)
             records[uid] = manifest.record(outcome, key, settings.size, split)
-            # Only new images must survive a kill; kept ones are in the old manifest already.
-            journal.add(records[uid], durable=outcome.status is Status.WRITTEN)
+            if outcome.status is Status.WRITTEN:
+                # Only new images must survive a kill: kept ones are in the old manifest already.
+                journal.add(records[uid])
         else:
             records.pop(uid, None)
             problems.append(problem(outcome))

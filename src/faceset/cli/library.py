@@ -441,7 +441,7 @@ def export(
         str | None,
         typer.Option(
             "--layout",
-            help="Trainer folders to write: kohya (also bmaltais, ai-toolkit, OneTrainer), diffusers, all [default: all].",
+            help="Trainer folders to write: kohya (also bmaltais, ai-toolkit, OneTrainer), diffusers, all, none [default: all].",
             show_default=False,
         ),
     ] = None,

@@ -22,9 +22,9 @@ class ExportConfig(Section):
     """Output folder."""
     workers: int | None = Field(None, ge=1)
     """Processes cropping in parallel; default one per core."""
-    layout: Literal["kohya", "diffusers", "all"] = "all"
+    layout: Literal["kohya", "diffusers", "all", "none"] = "all"
     """Trainer folders to write: kohya (also read by the bmaltais GUI, ai-toolkit and OneTrainer),
-    diffusers, or all."""
+    diffusers, all, or none (the crops, manifest and report only)."""
     for_model: Literal["sd15", "sdxl", "flux"] | None = None
     """Model the set is for: sd15 (512 px), sdxl or flux (1024 px); sets the crop size too."""
     trigger: str = "ohwx"
