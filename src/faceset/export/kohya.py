@@ -78,34 +78,18 @@ def buckets(size: int) -> dict[str, Any]:
 
 def dataset_toml(image_dir: Path, repeats: int, class_tokens: str, size: int) -> str:
     """Return sd-scripts' ``--dataset_config`` for one DreamBooth subset; ``image_dir`` absolute."""
-    data = {
-        "general": {
-            "caption_extension": CAPTION_EXTENSION,
-            "shuffle_caption": False,
-            "keep_tokens": 1,
-        },
-        "datasets": [
-            {
-                "resolution": size,
-                "batch_size": 1,
-                **buckets(size),
-                "subsets": [
-                    {
-                        "image_dir": str(image_dir),
-                        "num_repeats": repeats,
-                        "class_tokens": class_tokens,
-                        "flip_aug": False,
-                    }
-                ],
-            }
-        ],
+    subset = {
+        "image_dir": str(image_dir),
+        "num_repeats": repeats,
+        "class_tokens": class_tokens,
+        "flip_aug": False,
     }
     header = (
         "# sd-scripts dataset config written by faceset: train with --dataset_config dataset.toml\n"
         "# (or --train_data_dir img --caption_extension .txt without it).\n"
         "# flip_aug stays off: faces are not symmetric.\n"
     )
-    return header + tomli_w.dumps(data)
+    return header + _config(subset, size)
 
 
 def masked_dataset_toml(image_dir: Path, masks_dir: Path, repeats: int, size: int) -> str:
@@ -114,33 +98,30 @@ def masked_dataset_toml(image_dir: Path, masks_dir: Path, repeats: int, size: in
     A subset with ``conditioning_data_dir`` is a ControlNet-style subset in sd-scripts, whose
     schema has no ``class_tokens``; every image has a caption file, so none is needed.
     """
+    subset = {
+        "image_dir": str(image_dir),
+        "conditioning_data_dir": str(masks_dir),
+        "num_repeats": repeats,
+        "flip_aug": False,
+    }
+    header = (
+        "# sd-scripts dataset config with loss masks, written by faceset: train with\n"
+        "# --dataset_config dataset-masked.toml --masked_loss (docs/masked_loss_README.md).\n"
+    )
+    return header + _config(subset, size)
+
+
+def _config(subset: dict[str, Any], size: int) -> str:
+    """Return the TOML of one dataset of square ``size`` px images holding ``subset``."""
     data = {
         "general": {
             "caption_extension": CAPTION_EXTENSION,
             "shuffle_caption": False,
             "keep_tokens": 1,
         },
-        "datasets": [
-            {
-                "resolution": size,
-                "batch_size": 1,
-                **buckets(size),
-                "subsets": [
-                    {
-                        "image_dir": str(image_dir),
-                        "conditioning_data_dir": str(masks_dir),
-                        "num_repeats": repeats,
-                        "flip_aug": False,
-                    }
-                ],
-            }
-        ],
+        "datasets": [{"resolution": size, "batch_size": 1, **buckets(size), "subsets": [subset]}],
     }
-    header = (
-        "# sd-scripts dataset config with loss masks, written by faceset: train with\n"
-        "# --dataset_config dataset-masked.toml --masked_loss (docs/masked_loss_README.md).\n"
-    )
-    return header + tomli_w.dumps(data)
+    return tomli_w.dumps(data)
 
 
 def sample_prompts(trigger: str, class_word: str, size: int, for_model: str | None) -> str:
