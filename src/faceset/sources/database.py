@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,22 @@ class Table:
 
     def has(self, column: str) -> bool:
         return column in self.columns
+
+
+def require_tables(
+    engine: Engine,
+    tables: Mapping[str, tuple[str, ...]],
+    required: Iterable[str],
+    what: str,
+    hint: str,
+) -> dict[str, Table]:
+    """Return :func:`find_tables`, or raise SourceError ("not a ``what`` database: no table
+    ..., ``hint``") when a ``required`` role has none of its names."""
+    found = find_tables(engine, tables)
+    missing = [tables[role][0] for role in required if role not in found]
+    if missing:
+        raise SourceError(f"not {what} database: no table {', '.join(missing)}; {hint}")
+    return found
 
 
 def find_tables(engine: Engine, tables: Mapping[str, tuple[str, ...]]) -> dict[str, Table]:

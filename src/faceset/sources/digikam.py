@@ -109,14 +109,11 @@ class DigiKamDB:
         self.engine.dispose()
 
     def _check_tables(self) -> dict[str, database.Table]:
-        tables = database.find_tables(self.engine, TABLES)
-        missing = [TABLES[role][0] for role in REQUIRED if role not in tables]
-        if missing:
-            raise SourceError(
-                f"not a digiKam database: no table {', '.join(missing)}; point --db at"
-                " digikam4.db (in the folder of your first collection) or digiKam's MySQL database"
-            )
-        return tables
+        return database.require_tables(
+            self.engine, TABLES, REQUIRED, "a digiKam",
+            "point --db at digikam4.db (in the folder of your first collection) or digiKam's"
+            " MySQL database",
+        )  # fmt: skip
 
     def _album_roots(self) -> dict[int, AlbumRoot]:
         with self._read() as conn:

@@ -103,13 +103,10 @@ class ImmichDB:
         self.engine.dispose()
 
     def _check_tables(self) -> dict[str, database.Table]:
-        tables = database.find_tables(self.engine, TABLES)
-        missing = [TABLES[role][0] for role in REQUIRED if role not in tables]
-        if missing:
-            raise SourceError(
-                f"not an Immich database: no table {', '.join(missing)}; point --db at Immich's"
-                " PostgreSQL database (DB_DATABASE_NAME, usually 'immich')"
-            )
+        tables = database.require_tables(
+            self.engine, TABLES, REQUIRED, "an Immich",
+            "point --db at Immich's PostgreSQL database (DB_DATABASE_NAME, usually 'immich')",
+        )  # fmt: skip
         for role, needed in REQUIRED.items():
             lacking = sorted(needed - tables[role].columns)
             if lacking:
