@@ -8,13 +8,15 @@ is redone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 from faceset.crop import CropSettings
 from faceset.model import Box, Face, Outcome
@@ -35,17 +37,20 @@ def image_name(face: Face, split: str = TRAIN) -> str:
 
 def work_key(face: Face, settings: CropSettings, split: str = TRAIN) -> str:
     """Return a digest of everything that decides a face's image: its pixels and its place."""
-    parts = [split, face.marker_uid, face.root, face.file_name, face.file_hash, *_values(face.box)]
-    parts += _values(settings)
+    box = face.box
+    parts: list[object] = [split, face.marker_uid, face.root, face.file_name, face.file_hash]
+    parts += [box.x, box.y, box.w, box.h]
     # repr, not JSON: the parts are str, float, int and bool, whose repr is stable and a third
     # of the cost, which a re-check of 100,000 faces feels (bench/plan.py).
-    return hashlib.sha1(repr(parts).encode(), usedforsecurity=False).hexdigest()[:16]
+    text = repr(parts)[:-1] + _settings_repr(settings)
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
-def _values(flat: Any) -> list[Any]:
-    # dataclasses.astuple deep-copies every value: a third of a 100,000-face re-run (bench/plan.py).
-    # These dataclasses hold plain values only, so the shallow tuple is the same key.
-    return [getattr(flat, f.name) for f in fields(flat)]
+@functools.lru_cache(maxsize=16)
+def _settings_repr(settings: CropSettings) -> str:
+    # The settings are the same for every face of a run: their part of the key is made once.
+    # The result continues the face's list, so the key equals that of one flat list of both.
+    return ", " + repr([getattr(settings, f.name) for f in fields(settings)])[1:]
 
 
 def record(outcome: Outcome, key: str, size: int, split: str = TRAIN) -> dict[str, Any]:
@@ -75,19 +80,38 @@ def box_of(values: Any) -> Box | None:
     return Box(*values) if isinstance(values, list) and len(values) == 4 else None
 
 
+def images_present(out: Path) -> set[str]:
+    """Return the names, as records give them, of the images now in the output's image folders."""
+    # One listing instead of a stat per face: a re-check of a large library feels the difference.
+    found: set[str] = set()
+    for folder in (IMAGES, HOLDOUT):
+        with (
+            contextlib.suppress(FileNotFoundError, NotADirectoryError),
+            os.scandir(out / folder) as entries,
+        ):
+            found.update(f"{folder}/{e.name}" for e in entries if e.is_file())
+    return found
+
+
 def read_records(out: Path) -> dict[str, dict[str, Any]]:
     """Return the last record per marker from the manifest and any unfinished run's journal."""
     records: dict[str, dict[str, Any]] = {}
     for name in (MANIFEST, JOURNAL):
-        with contextlib.suppress(FileNotFoundError), (out / name).open(encoding="utf-8") as f:
+        with contextlib.suppress(FileNotFoundError), (out / name).open("rb") as f:
             for line in f:
                 try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
+                    rec = orjson.loads(line)
+                except orjson.JSONDecodeError:
                     continue  # the last line of a journal cut short by a kill
                 if isinstance(rec, dict) and "marker_uid" in rec:
                     records[rec["marker_uid"]] = rec
     return records
+
+
+def line(rec: dict[str, Any]) -> bytes:
+    """Return ``rec`` as one UTF-8 JSON line of the manifest."""
+    # orjson: json.dumps of 100,000 records is a tenth of a large library's re-run (bench/plan.py).
+    return orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
 
 
 class Journal:
@@ -96,20 +120,20 @@ class Journal:
     def __init__(self, out: Path) -> None:
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = (out / JOURNAL).open("a", encoding="utf-8")
+        self._file: IO[bytes] = (out / JOURNAL).open("ab")
 
     def add(self, rec: dict[str, Any]) -> None:
         """Append ``rec`` and push it to the file now, so a kill cannot lose it."""
-        self._file.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self._file.write(line(rec))
         self._file.flush()
 
     def finish(self, records: Iterator[dict[str, Any]]) -> None:
         """Write ``records`` as the new manifest and drop the journal."""
         self._file.close()
         tmp = self.out / f".{MANIFEST}.tmp"
-        with tmp.open("w", encoding="utf-8") as f:
+        with tmp.open("wb") as f:
             for rec in records:
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                f.write(line(rec))
         os.replace(tmp, self.out / MANIFEST)
         (self.out / JOURNAL).unlink(missing_ok=True)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from faceset import __version__
 from faceset.model import Outcome, Person, Summary
@@ -55,8 +56,8 @@ def write_report(
     }
     path = out / REPORT
     tmp = out / f".{REPORT}.tmp"
-    tmp.write_text(
-        json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-    )
+    # orjson: the standard encoder indents in pure Python, seconds for 100,000 problems.
+    options = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+    tmp.write_bytes(orjson.dumps(data, default=str, option=options))
     os.replace(tmp, path)
     return path

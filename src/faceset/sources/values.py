@@ -61,7 +61,9 @@ def timestamp(value: Any) -> datetime | None:
     if not raw or raw.startswith("0000"):
         return None
     # go-sqlite3 writes nanoseconds and an offset: '2006-01-02 15:04:05.999999999-07:00'.
-    raw = _FRACTION.sub(r"\1", raw.replace("T", " ").replace("Z", "+00:00"))
+    raw = raw.replace("T", " ").replace("Z", "+00:00")
+    if "." in raw:
+        raw = _FRACTION.sub(r"\1", raw)
     try:
         return _naive_utc(datetime.fromisoformat(raw))
     except ValueError:
