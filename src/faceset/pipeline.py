@@ -15,7 +15,7 @@ from typing import Any
 from faceset import sources
 from faceset.config import Config
 from faceset.crop import CropJob, CropSettings
-from faceset.crop.pool import crop_all, default_workers, map_bounded
+from faceset.crop.pool import crop_all, default_workers, map_bounded, start_early
 from faceset.errors import ConfigError
 from faceset.export import manifest
 from faceset.export.layouts import LayoutResult, write_layouts
@@ -85,6 +85,7 @@ def select(
     Writes report.html, contact_sheet.png and selection.jsonl when ``config.export.out`` is set.
     """
     _require_originals(config)
+    start_early(config.export.workers or default_workers())
     source = open_source(config)
     try:
         person = _resolve(source, person_query)
@@ -108,6 +109,7 @@ def export(
     if out is None:
         raise ConfigError("no output folder: pass --out DIR")
     _require_originals(config)
+    start_early(config.export.workers or default_workers())
     source = open_source(config)
     selection = None
     try:

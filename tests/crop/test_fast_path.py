@@ -11,15 +11,16 @@ import io
 import os
 import struct
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from faceset.crop import decode, geometry, libjpeg
+from faceset.crop import CropJob, CropSettings, decode, geometry, libjpeg, render
 from faceset.demo.images import encode
-from faceset.model import Box
+from faceset.model import Box, Face, RelBox
 
 MAD_BOUND = 1.0
 UPRIGHT_SIZE = (1601, 1203)  # odd sizes: partial blocks at the right and bottom edges
@@ -109,6 +110,30 @@ def test_fast_crop_matches_the_full_decode(
     assert out.size == (size, size)
     assert out.mode == "RGB"
     assert mad(out, reference(data, window, size)) < MAD_BOUND
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_an_odd_sized_window_is_framed_on_the_grid_of_the_scaled_decode(
+    orientation: int, fast_calls: list[tuple[int, ...]], tmp_path: Path
+) -> None:
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(encode(photo(orientation), "JPEG", orientation))
+    width, height = UPRIGHT_SIZE
+    # A face 402 px across frames a 1005 px window: over four times the output, so read at 1/2,
+    # which an odd side would spoil (half a scaled pixel left over) unless framed on the grid.
+    box = RelBox(600 / width, 300 / height, 402 / width, 402 / height)
+    face = Face("m", "f", "p", "s", "Jane", "/", "photo.jpg", box)
+    job = CropJob(face, source, tmp_path / "out.jpg", "out.jpg", CropSettings(size=240))
+
+    framed = render.frame_face(job)
+
+    assert isinstance(framed, render.Framed)
+    out = framed.read(240)
+    stored = geometry.to_stored(framed.window, width, height, orientation)
+    assert [call[-1] for call in fast_calls] == [2]
+    assert all(edge % 2 == 0 for edge in (stored.left, stored.top, stored.right, stored.bottom))
+    assert 1003 <= framed.window.width <= 1005
+    assert mad(out, reference(source.read_bytes(), framed.window, 240)) < MAD_BOUND
 
 
 def test_window_at_the_bottom_right_corner_matches(fast_calls: list[tuple[int, ...]]) -> None:

@@ -97,3 +97,42 @@ def test_is_usable_rejects_empty_and_outside_boxes() -> None:
     assert not geometry.is_usable(RelBox(1.0, 0.2, 0.1, 0.1))
     assert not geometry.is_usable(RelBox(0.2, 0.2, 0.0, 0.1))
     assert not geometry.is_usable(RelBox(float("nan"), 0.2, 0.1, 0.1))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_to_oriented_undoes_to_stored(orientation: int) -> None:
+    box = Box(13, 7, 41, 29)
+    width, height = 80, 60
+
+    stored_box = geometry.to_stored(box, width, height, orientation)
+
+    assert geometry.to_oriented(stored_box, width, height, orientation) == box
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("step", [2, 4, 8])
+def test_snapped_window_lies_on_the_scaled_grid_inside_the_window(
+    orientation: int, step: int
+) -> None:
+    width, height = 4000, 3000
+    window = Box(741, 289, 741 + 2423, 289 + 2423)
+
+    snapped = geometry.snap_inside(window, step, width, height, orientation)
+
+    stored_box = geometry.to_stored(snapped, width, height, orientation)
+    edges = (stored_box.left, stored_box.top, stored_box.right, stored_box.bottom)
+    assert all(edge % step == 0 for edge in edges), edges
+    assert snapped.width == snapped.height
+    assert window.width - 2 * step < snapped.width <= window.width
+    assert window.left <= snapped.left
+    assert snapped.right <= window.right
+    assert window.top <= snapped.top
+    assert snapped.bottom <= window.bottom
+    # Trimmed about evenly: the face stays where the framing put it.
+    assert abs(geometry.centre(snapped)[0] - geometry.centre(window)[0]) <= step
+
+
+def test_a_window_too_small_for_the_grid_is_left_as_it_is() -> None:
+    window = Box(1, 1, 6, 6)
+
+    assert geometry.snap_inside(window, 8, 100, 100, 1) == window

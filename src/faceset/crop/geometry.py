@@ -51,6 +51,57 @@ def to_stored(box: Box, width: int, height: int, orientation: int) -> Box:
     return Box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
+def oriented_point(
+    x: float, y: float, width: int, height: int, orientation: int
+) -> tuple[float, float]:
+    """Map a point of the stored frame to the oriented frame (size ``width`` x ``height``): the
+    inverse of :func:`stored_point`."""
+    match orientation:
+        case 2:
+            return width - x, y
+        case 3:
+            return width - x, height - y
+        case 4:
+            return x, height - y
+        case 5:
+            return y, x
+        case 6:
+            return width - y, x
+        case 7:
+            return width - y, height - x
+        case 8:
+            return y, height - x
+        case _:
+            return x, y
+
+
+def to_oriented(box: Box, width: int, height: int, orientation: int) -> Box:
+    """Return ``box`` (stored pixels) in oriented pixels of an image ``width`` x ``height``."""
+    u0, v0 = oriented_point(box.left, box.top, width, height, orientation)
+    u1, v1 = oriented_point(box.right, box.bottom, width, height, orientation)
+    return Box(min(u0, u1), min(v0, v1), max(u0, u1), max(v0, v1))
+
+
+def snap_inside(box: Box, step: int, width: int, height: int, orientation: int) -> Box:
+    """Return the largest square inside ``box`` (oriented pixels, image ``width`` x ``height``)
+    whose stored edges fall on multiples of ``step``; ``box`` itself when none fits.
+
+    A JPEG decoded at 1/``step`` has one pixel per ``step`` stored pixels from the stored corner:
+    a window on that grid is cut from it whole, with no resampling to move it between pixels.
+    Staying inside keeps every promise of the window: inside the photo, clear of other faces.
+    """
+    stored = to_stored(box, width, height, orientation)
+    left, top = math.ceil(stored.left / step) * step, math.ceil(stored.top / step) * step
+    right, bottom = math.floor(stored.right / step) * step, math.floor(stored.bottom / step) * step
+    side = min(right - left, bottom - top)
+    if side <= 0:
+        return box
+    # Centre the square in the room the grid left, on the grid.
+    left += (right - left - side) // step // 2 * step
+    top += (bottom - top - side) // step // 2 * step
+    return to_oriented(Box(left, top, left + side, top + side), width, height, orientation)
+
+
 def rel_to_px(rel: RelBox, width: int, height: int) -> Box:
     """Return a relative box in pixels of an image ``width`` x ``height``, unclamped."""
     return Box(rel.x * width, rel.y * height, (rel.x + rel.w) * width, (rel.y + rel.h) * height)

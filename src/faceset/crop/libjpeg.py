@@ -26,7 +26,7 @@ import queue
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -169,9 +169,8 @@ class _Library:
         self.start = _fn(lib.jpeg_start_decompress, _INT, [d])
         self.crop_scanline = _fn(lib.jpeg_crop_scanline, None, [d, uint_p, uint_p])
         self.skip_scanlines = _fn(lib.jpeg_skip_scanlines, _UINT, [d, _UINT])
-        self.read_scanlines = _fn(
-            lib.jpeg_read_scanlines, _UINT, [d, ctypes.POINTER(ctypes.c_void_p), _UINT]
-        )
+        # The row array goes in as a plain address: a window takes hundreds of calls.
+        self.read_scanlines = _fn(lib.jpeg_read_scanlines, _UINT, [d, ctypes.c_void_p, _UINT])
         self.destroy = _fn(lib.jpeg_destroy_decompress, None, [d])
 
 
@@ -185,11 +184,7 @@ def _load() -> _Library | None:
     """Return the system libjpeg-turbo, or None where there is none this module can drive."""
     if sys.platform == "win32" or ctypes.sizeof(ctypes.c_void_p) != 8:
         return None  # the struct layout above is the LP64 one; Windows' boolean is a byte
-    names = ["libjpeg.so.62", "libjpeg.so.8", "libjpeg.so.7"]
-    found = ctypes.util.find_library("jpeg")
-    if found:
-        names.append(found)
-    for name in names:
+    for name in _candidates():
         match = re.search(r"libjpeg\.(?:so\.)?(\d+)", os.path.basename(name))
         version = {"62": 62, "7": 70, "8": 80}.get(match.group(1)) if match else None
         if version is None:
@@ -202,6 +197,14 @@ def _load() -> _Library | None:
         if hasattr(lib, "jpeg_crop_scanline") and hasattr(lib, "jpeg_skip_scanlines"):
             return _Library(lib, version)
     return None
+
+
+def _candidates() -> Iterator[str]:
+    yield from ("libjpeg.so.62", "libjpeg.so.8", "libjpeg.so.7")
+    # Last, as it runs ldconfig: a hundredth of a second in every worker's start.
+    found = ctypes.util.find_library("jpeg")
+    if found:
+        yield found
 
 
 class _Runner:
@@ -263,13 +266,16 @@ def available() -> bool:
 
 def read_box(
     data: bytes, box: tuple[int, int, int, int], scale: int, gray: bool
-) -> npt.NDArray[np.uint8]:
-    """Return ``box`` of the JPEG in ``data`` decoded at 1/``scale``, as rows of pixels.
+) -> tuple[npt.NDArray[np.uint8], int]:
+    """Return the rows of ``box`` of the JPEG in ``data`` decoded at 1/``scale``, and where
+    the box's columns start in them.
 
     ``box`` is ``left, top, right, bottom`` in pixels of the image scaled by 1/``scale`` (1, 2, 4
-    or 8), stored orientation. The result has shape (height, width, 3), RGB, or (height, width, 1)
-    when ``gray``. Raises OSError if the file is cut short before the end of its image data, or
-    if libjpeg cannot decode it.
+    or 8), stored orientation. libjpeg decodes whole blocks, so the rows, one contiguous array of
+    shape (height, width, 3), RGB, or (height, width, 1) when ``gray``, may reach a few pixels
+    left and right of the box: the box is ``rows[:, start : start + right - left]``. Raises
+    OSError if the file is cut short before the end of its image data, or if libjpeg cannot
+    decode it.
     """
     global _runner
     if _lib is None:
@@ -283,7 +289,7 @@ def read_box(
 
 def _decode(
     lib: _Library, data: bytes, box: tuple[int, int, int, int], scale: int, gray: bool
-) -> npt.NDArray[np.uint8]:
+) -> tuple[npt.NDArray[np.uint8], int]:
     left, top, right, bottom = box
     err = _ErrorMgr()
     cinfo = _Decompress()
@@ -315,18 +321,17 @@ def _decode(
         pointers = (ctypes.c_void_p * len(rows))(
             *range(rows.ctypes.data, rows.ctypes.data + rows.nbytes, rows.strides[0])
         )
-        done = 0
+        at, size = ctypes.addressof(pointers), ctypes.sizeof(ctypes.c_void_p)
+        done, read_scanlines = 0, lib.read_scanlines
         while done < len(rows):
-            at = ctypes.cast(ctypes.addressof(pointers) + done * 8, ctypes.POINTER(ctypes.c_void_p))
-            read = lib.read_scanlines(ref, at, len(rows) - done)
+            read = read_scanlines(ref, at + done * size, len(rows) - done)
             if read == 0:
                 raise OSError("image file is truncated")
             done += read
         _check_complete(data, cinfo)
     finally:
         lib.destroy(ref)
-    start = left - x.value
-    return rows.reshape(len(rows), width.value, channels)[:, start : start + right - left]
+    return rows.reshape(len(rows), width.value, channels), left - x.value
 
 
 def _check_complete(data: bytes, cinfo: _Decompress) -> None:

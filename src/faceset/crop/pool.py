@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -20,11 +21,29 @@ IN_FLIGHT_PER_WORKER = 4
 # Jobs sent to a worker together: one round trip costs about as much as reporting a missing file,
 # so single jobs would make a re-check of a large library IPC-bound.
 BATCH = 8
+# Imported once by the server that forks the workers, so workers start with them loaded:
+# __main__ (the default), which each worker would otherwise re-run, and the crop code.
+WORKER_MODULES = ["__main__", "faceset.crop.render"]
 
 
 def default_workers() -> int:
     """Return the number of cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _context() -> multiprocessing.context.ForkServerContext:
+    # forkserver: workers must not inherit the parent's open database connection.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(WORKER_MODULES)
+    return context
+
+
+def start_early(workers: int) -> None:
+    """Start the process that forks workers now, so that its imports run while this process
+    reads the library, not after; does nothing where work runs inline (``workers=1``)."""
+    if workers > 1:
+        _context()
+        multiprocessing.forkserver.ensure_running()
 
 
 def crop_all(jobs: Iterable[CropJob], workers: int) -> Iterator[Outcome]:
@@ -40,9 +59,7 @@ def map_bounded(fn: Callable[[J], R], jobs: Iterable[J], workers: int) -> Iterat
     if workers <= 1:
         yield from map(fn, jobs)
         return
-    # forkserver: workers must not inherit the parent's open database connection.
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
         pending: set[Future[list[R]]] = set()
         limit = workers * IN_FLIGHT_PER_WORKER
         for batch in _batches(jobs, BATCH):

@@ -10,7 +10,14 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from faceset.crop import geometry
-from faceset.crop.decode import Photo, open_photo, read_window, upright
+from faceset.crop.decode import (
+    JPEG_FORMATS,
+    Photo,
+    dct_scale,
+    open_photo,
+    read_window,
+    upright,
+)
 from faceset.model import Box, Face, Outcome, Reason, Status
 
 # PhotoPrism's detector boxes are pixel squares; a box this far off square was measured on a
@@ -160,6 +167,12 @@ def _frame(job: CropJob, photo: Photo) -> Framed | Outcome:
         window = found
     else:
         window = geometry.window(box, width, height, settings.face_ratio, settings.pad)
+    if photo.image.format in JPEG_FORMATS:
+        scale = dct_scale(window.width, settings.size)
+        if scale > 1:
+            # On the grid of the scaled decode: a 2423 px window is read at 1/2 as 1211 whole
+            # pixels, not at full size because half a pixel would be left over.
+            window = geometry.snap_inside(window, scale, width, height, photo.orientation)
     if window.width < settings.size and not settings.upscale:
         return Outcome(
             face,
