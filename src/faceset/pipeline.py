@@ -331,7 +331,7 @@ def _crop_faces(
                     face, Status.KEPT, image=old["image"], box=manifest.box_of(old.get("box")),
                     crop=manifest.box_of(old.get("crop")), others=others,
                 )  # fmt: skip
-                finish(kept, key)
+                finish(kept, key, manifest.kept_record(old, face, key, split))
                 continue
             try:
                 path = _locate(source, face, resolver)
@@ -345,10 +345,13 @@ def _crop_faces(
             in_flight[face.marker_uid] = key
             yield CropJob(face, path, out / image, image, settings)
 
-    def finish(outcome: Outcome, key: str) -> None:
+    def finish(outcome: Outcome, key: str, kept: dict[str, Any] | None = None) -> None:
+        """Count and record ``outcome``; ``kept`` is the record of an image kept as it was."""
         summary.add(outcome)
         uid = outcome.face.marker_uid
-        if outcome.status in (Status.WRITTEN, Status.KEPT):
+        if kept is not None:
+            records[uid] = kept
+        elif outcome.status in (Status.WRITTEN, Status.KEPT):
             split = split_of.get(uid, manifest.TRAIN)
             records[uid] = manifest.record(outcome, key, settings.size, split)
             if outcome.status is Status.WRITTEN:

@@ -55,9 +55,28 @@ def _settings_repr(settings: CropSettings) -> str:
 
 def record(outcome: Outcome, key: str, size: int, split: str = TRAIN) -> dict[str, Any]:
     """Return the manifest record of a written or kept image ``size`` px square."""
-    face = outcome.face
     return {
         "image": outcome.image,
+        **_face_fields(outcome.face, split),
+        "box": outcome.box.as_list() if outcome.box else None,
+        "crop": outcome.crop.as_list(0) if outcome.crop else None,
+        "size": size,
+        "others": [o.as_list() for o in outcome.others],
+        "warnings": list(outcome.warnings),
+        "key": key,
+    }
+
+
+def kept_record(old: dict[str, Any], face: Face, key: str, split: str = TRAIN) -> dict[str, Any]:
+    """Return the record of an image kept from an earlier run: ``old`` (same ``key``, so the
+    same pixels and place) with what the library says of the face now, such as a new name."""
+    old.update(_face_fields(face, split))
+    old["key"] = key
+    return old
+
+
+def _face_fields(face: Face, split: str) -> dict[str, Any]:
+    return {
         "split": split,
         "marker_uid": face.marker_uid,
         "file_uid": face.file_uid,
@@ -67,12 +86,6 @@ def record(outcome: Outcome, key: str, size: int, split: str = TRAIN) -> dict[st
         "source": {"root": face.root, "path": face.file_name},
         "taken_at": face.taken_at.isoformat() if face.taken_at else None,
         "confirmed": face.confirmed,
-        "box": outcome.box.as_list() if outcome.box else None,
-        "crop": outcome.crop.as_list(0) if outcome.crop else None,
-        "size": size,
-        "others": [o.as_list() for o in outcome.others],
-        "warnings": list(outcome.warnings),
-        "key": key,
     }
 
 

@@ -23,16 +23,18 @@ class RootResolver:
 
     def resolve(self, root: Path, file_name: str) -> Path:
         """Return ``root / file_name``; raise UnsafePath for absolute names, '..' or symlinks out."""
-        parts = [p for p in file_name.split("/") if p and p != "."]
+        parts = file_name.split("/")
+        if "" in parts or "." in parts:  # 'a//b', './a', 'a/': PhotoPrism writes none of these
+            parts = [p for p in parts if p and p != "."]
         if not parts or file_name.startswith("/") or ".." in parts:
             raise UnsafePath(f"file name {file_name!r} is not a plain path inside its root")
-        path = os.path.join(root, *parts)
-        inside = self._folder(os.fspath(root))
-        outside = f"{file_name!r} leads outside {root} (through a symlink)"
-        if not _within(self._folder(os.path.dirname(path)), inside):
-            raise UnsafePath(outside)
-        if os.path.islink(path) and not _within(os.path.realpath(path), inside):
-            raise UnsafePath(outside)
+        top = os.fspath(root)
+        path = f"{top.rstrip('/')}/{'/'.join(parts)}"
+        inside = self._folder(top)
+        if not _within(self._folder(path.rpartition("/")[0] or "/"), inside) or (
+            os.path.islink(path) and not _within(os.path.realpath(path), inside)
+        ):
+            raise UnsafePath(f"{file_name!r} leads outside {root} (through a symlink)")
         return Path(path)
 
     def _folder(self, folder: str) -> str:
