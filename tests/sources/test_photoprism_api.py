@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from faceset import config, pipeline
 from faceset.errors import ConfigError, SourceError
-from faceset.sources import open_source, photoprism_api
+from faceset.sources import download_cache, open_source, photoprism_api
 from faceset.sources.config import LibraryConfig
 from faceset.sources.photoprism_api import PhotoPrismAPI
 from sources.fake_servers import Fault, PhotoPrismServer
@@ -90,6 +91,24 @@ def test_export_downloads_once_and_reuses_the_cache(
     assert first.summary.written == 4
     assert downloads == 4
     assert second.summary.kept == 4
+    assert len(photoprism_server.calls("/api/v1/dl/")) == 4
+
+
+def test_a_re_run_reads_no_cached_photo_to_re_hash_it(
+    photoprism_server: PhotoPrismServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export(photoprism_server, tmp_path)
+    hashed: list[Path] = []
+    real = download_cache.sha1_of
+    monkeypatch.setattr(download_cache, "sha1_of", lambda path: hashed.append(path) or real(path))
+
+    second = export(photoprism_server, tmp_path)
+    cached = next((tmp_path / "cache").rglob("upright.jpg"))
+    os.utime(cached, ns=(1, 1))  # touched (a restore from backup): verified again, once
+    third = export(photoprism_server, tmp_path)
+
+    assert (second.summary.kept, third.summary.kept) == (4, 4)
+    assert hashed == [cached]
     assert len(photoprism_server.calls("/api/v1/dl/")) == 4
 
 

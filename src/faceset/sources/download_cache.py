@@ -3,6 +3,10 @@
 Each server gets its own folder (``<cache>/<source>/<host_port>``). A cached file whose SHA-1
 still matches is used again; anything else is downloaded to a temporary name, verified and moved
 into place, so a killed run never leaves half a file under a real name.
+
+A verified file gets a stamp beside it (``.<name>.verified``: its SHA-1, size, modification time
+and inode). While those still match, the file is not read again to re-hash it, so a re-run with
+nothing new reads no photo, as git trusts its index for unchanged files.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ class DownloadCache:
         """
         path = resolve_in_root(self.folder, name)
         sha1 = sha1.lower()
-        if path.is_file() and (not sha1 or sha1_of(path) == sha1):
+        if path.is_file() and (not sha1 or _verified(path, sha1)):
             return path
         path.unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,9 +77,42 @@ class DownloadCache:
             if sha1 and (actual := sha1_of(tmp)) != sha1:
                 raise DownloadFailed(f"sha1 {actual[:12]} is not the library's {sha1[:12]}")
             os.replace(tmp, path)
+            if sha1:
+                _stamp(path, sha1)
         except DownloadFailed as e:
             log.warning("cannot download %s: %s", what or name, e)
             return None
         finally:
             tmp.unlink(missing_ok=True)
         return path
+
+
+def _stamp_of(path: Path) -> Path:
+    return path.with_name(f".{path.name}.verified")
+
+
+def _fingerprint(path: Path, sha1: str) -> str:
+    st = path.stat()
+    return f"{sha1} {st.st_size} {st.st_mtime_ns} {st.st_ino}\n"
+
+
+def _stamp(path: Path, sha1: str) -> None:
+    """Record that ``path`` was verified to have ``sha1``, as it is now."""
+    try:
+        _stamp_of(path).write_text(_fingerprint(path, sha1))
+    except OSError as e:  # a cache that cannot hold stamps still works, hashing every time
+        log.debug("cannot stamp %s: %s", path, e)
+
+
+def _verified(path: Path, sha1: str) -> bool:
+    """Return whether ``path`` holds ``sha1``: by its stamp when it is unchanged since verified,
+    else by hashing it (and stamping it when it matches)."""
+    try:
+        if _stamp_of(path).read_text() == _fingerprint(path, sha1):
+            return True
+    except (OSError, UnicodeDecodeError):
+        pass
+    if sha1_of(path) != sha1:
+        return False
+    _stamp(path, sha1)
+    return True
