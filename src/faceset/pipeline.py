@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faceset import sources
 from faceset.config import Config
@@ -22,15 +22,14 @@ from faceset.export.layouts import LayoutResult, write_layouts
 from faceset.export.report import problem, write_report
 from faceset.export.settings_file import write_settings
 from faceset.model import Face, Outcome, Person, Reason, Status, Summary
-from faceset.report.html import write_html
-from faceset.report.sheet import write_sheet
-from faceset.select import choose, face_model
-from faceset.select.analyze import Analysis, AnalysisJob, analyze_face
-from faceset.select.choose import Decision, Selection
+from faceset.select.config import oldest_allowed
 from faceset.sources import Source
 from faceset.sources.capabilities import HasEmbeddings
 from faceset.sources.people import resolve_person
 from faceset.sources.roots import RootResolver, UnsafePath
+
+if TYPE_CHECKING:
+    from faceset.select.choose import Decision, Selection
 
 log = logging.getLogger(__name__)
 
@@ -208,12 +207,17 @@ def _picks(config: Config) -> dict[str, bool]:
 
 
 def _oldest(config: Config) -> datetime | None:
-    return choose.oldest_allowed(config.select, datetime.now())
+    return oldest_allowed(config.select, datetime.now())
 
 
 def _select(
     source: Source, person: Person, config: Config, on_start: OnStart, on_step: OnStep
 ) -> Selection:
+    # Selection's modules (numpy, the decoders, the face model) load only when selecting: a plain
+    # export starts without them.
+    from faceset.select import choose, face_model
+    from faceset.select.analyze import Analysis, AnalysisJob, analyze_face
+
     faces = list(source.faces(person, **_picks(config)))
     if isinstance(source, HasEmbeddings):
         faces = source.with_embeddings(faces)
@@ -256,6 +260,9 @@ def _select(
 
 
 def _write_selection(out: Path, person: Person, selection: Selection) -> dict[str, Path]:
+    from faceset.report.html import write_html
+    from faceset.report.sheet import write_sheet
+
     out.mkdir(parents=True, exist_ok=True)
     now = datetime.now()
     lines = [json.dumps(decision_record(d), ensure_ascii=False) for d in selection.decisions]

@@ -1,5 +1,9 @@
-"""Crop stage: frame each face, read only what the crop needs, write it atomically."""
+"""Crop stage: frame each face, read only what the crop needs, write it atomically.
 
-from faceset.crop.render import CropJob, CropSettings, crop_face
+The decoders load with :mod:`faceset.crop.render`, where the crops run; importing this package
+only brings the plain settings and job, so a command that crops nothing starts fast.
+"""
 
-__all__ = ["CropJob", "CropSettings", "crop_face"]
+from faceset.crop.job import CropJob, CropSettings
+
+__all__ = ["CropJob", "CropSettings"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from faceset.crop.render import CropSettings
+from faceset.crop.job import CropSettings
 from faceset.settings import Section
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TypeVar
 
-from faceset.crop.render import CropJob, crop_face
+from faceset.crop.job import CropJob
 from faceset.model import Outcome
 
 J = TypeVar("J")
@@ -48,6 +48,8 @@ def start_early(workers: int) -> None:
 
 def crop_all(jobs: Iterable[CropJob], workers: int) -> Iterator[Outcome]:
     """Yield one outcome per crop job, in completion order; ``workers=1`` runs in this process."""
+    from faceset.crop.render import crop_face  # the decoders: only where photos are cropped
+
     return map_bounded(crop_face, jobs, workers)
 
 

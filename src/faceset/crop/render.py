@@ -18,6 +18,7 @@ from faceset.crop.decode import (
     read_window,
     upright,
 )
+from faceset.crop.job import CropJob
 from faceset.model import Box, Face, Outcome, Reason, Status
 
 # PhotoPrism's detector boxes are pixel squares; a box this far off square was measured on a
@@ -25,37 +26,6 @@ from faceset.model import Box, Face, Outcome, Reason, Status
 SQUARE_TOLERANCE = 0.10
 # Below this aspect ratio a swapped width/height still looks square: the check cannot tell.
 MIN_ASPECT_FOR_SQUARE_CHECK = 1.1
-
-
-@dataclass(frozen=True, slots=True)
-class CropSettings:
-    """How faces are framed and written."""
-
-    size: int = 512
-    """Output side in pixels."""
-    face_ratio: float = 0.4
-    """Face box side as a fraction of the output side (1.0 = the face box alone)."""
-    pad: bool = False
-    """Keep the framing near edges by padding outside the photo instead of shrinking the window."""
-    upscale: bool = False
-    """Write faces whose window is smaller than ``size`` (enlarged) instead of skipping them."""
-    allow_changed: bool = False
-    """Crop files whose content no longer matches the indexed hash."""
-    avoid_others: bool = True
-    """Shift or tighten the window so no other person's face centre is in it."""
-    quality: int = 95
-
-
-@dataclass(frozen=True, slots=True)
-class CropJob:
-    face: Face
-    source: Path
-    """Absolute path of the marker's own file."""
-    output: Path
-    """Absolute path to write the image to."""
-    image: str
-    """``output`` relative to the output folder, for the outcome."""
-    settings: CropSettings
 
 
 @dataclass(slots=True)

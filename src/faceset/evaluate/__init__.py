@@ -15,11 +15,42 @@ Example::
 
 from __future__ import annotations
 
-from faceset.evaluate.candidates import Candidate, ModelFolderError, find_candidates
-from faceset.evaluate.config import EvalConfig
-from faceset.evaluate.encoder import FaceModelMissing, require
-from faceset.evaluate.evaluation import EvalResult, OnProgress, Progress, Renderer, evaluate
-from faceset.evaluate.photos import ExportFolderError, RealPhotos, read_export
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from faceset.evaluate.candidates import Candidate, ModelFolderError, find_candidates
+    from faceset.evaluate.config import EvalConfig
+    from faceset.evaluate.encoder import FaceModelMissing, require
+    from faceset.evaluate.evaluation import EvalResult, OnProgress, Progress, Renderer, evaluate
+    from faceset.evaluate.photos import ExportFolderError, RealPhotos, read_export
+
+# Names load with their module on first use: the CLI imports this package for its settings, and
+# a command that draws or scores nothing should not pay for the rest.
+_HOMES = {
+    "Candidate": "faceset.evaluate.candidates",
+    "ModelFolderError": "faceset.evaluate.candidates",
+    "find_candidates": "faceset.evaluate.candidates",
+    "EvalConfig": "faceset.evaluate.config",
+    "FaceModelMissing": "faceset.evaluate.encoder",
+    "require": "faceset.evaluate.encoder",
+    "EvalResult": "faceset.evaluate.evaluation",
+    "OnProgress": "faceset.evaluate.evaluation",
+    "Progress": "faceset.evaluate.evaluation",
+    "Renderer": "faceset.evaluate.evaluation",
+    "evaluate": "faceset.evaluate.evaluation",
+    "ExportFolderError": "faceset.evaluate.photos",
+    "RealPhotos": "faceset.evaluate.photos",
+    "read_export": "faceset.evaluate.photos",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)
+
 
 __all__ = [
     "Candidate",

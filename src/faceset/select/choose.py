@@ -10,12 +10,12 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from faceset.model import Face
 from faceset.select import dedupe, identity
 from faceset.select.analyze import Analysis, FaceStats
-from faceset.select.config import SelectConfig
+from faceset.select.config import SelectConfig, oldest_allowed
 
 # Absolute floors that hold whatever the person's own median is.
 MIN_SHARPNESS = 15.0
@@ -175,16 +175,6 @@ def choose(
     return Selection(
         decisions, check.threshold if check else None, _warnings(decisions, now, check)
     )
-
-
-def oldest_allowed(cfg: SelectConfig, now: datetime) -> datetime | None:
-    """Return the earliest capture time ``--since``/``--years`` allow, or None."""
-    limits = []
-    if cfg.since:
-        limits.append(datetime(cfg.since.year, cfg.since.month, cfg.since.day))
-    if cfg.years:
-        limits.append(now - timedelta(days=365.25 * cfg.years))
-    return max(limits) if limits else None
 
 
 def _first_problem(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from pydantic import Field
@@ -39,3 +39,13 @@ class SelectConfig(Section):
     face_model: Literal["auto", "on", "off"] = "auto"
     """Local face detector and embedding (faceset[identity]) for faces the library has no
     embedding of: 'auto' uses it when installed."""
+
+
+def oldest_allowed(cfg: SelectConfig, now: datetime) -> datetime | None:
+    """Return the earliest capture time ``--since``/``--years`` allow, or None."""
+    limits = []
+    if cfg.since:
+        limits.append(datetime(cfg.since.year, cfg.since.month, cfg.since.day))
+    if cfg.years:
+        limits.append(now - timedelta(days=365.25 * cfg.years))
+    return max(limits) if limits else None

@@ -214,6 +214,10 @@ class PhotoPrismDB:
         self, person: Person, *, confirmed_only: bool = False, include_archived: bool = False
     ) -> int:
         """Return how many faces :meth:`faces` will yield."""
+        if not confirmed_only and not include_archived and person.faces:
+            # people() counted exactly these with the same filter: a second pass over a large
+            # index would cost as much again (bench/plan.py).
+            return person.faces
         where = self._face_filter(confirmed_only, include_archived)
         with self._read() as conn:
             sql = f"SELECT COUNT(*) {self._joins()} WHERE {where}"
