@@ -56,23 +56,11 @@ def oriented_point(
 ) -> tuple[float, float]:
     """Map a point of the stored frame to the oriented frame (size ``width`` x ``height``): the
     inverse of :func:`stored_point`."""
-    match orientation:
-        case 2:
-            return width - x, y
-        case 3:
-            return width - x, height - y
-        case 4:
-            return x, height - y
-        case 5:
-            return y, x
-        case 6:
-            return width - y, x
-        case 7:
-            return width - y, height - x
-        case 8:
-            return y, height - x
-        case _:
-            return x, y
+    # Every orientation undoes itself but the two quarter turns, which undo each other; the
+    # stored frame of a quarter-turned image has the oriented width and height swapped.
+    stored_width, stored_height = oriented_size(width, height, orientation)
+    inverse = {6: 8, 8: 6}.get(orientation, orientation)
+    return stored_point(x, y, stored_width, stored_height, inverse)
 
 
 def to_oriented(box: Box, width: int, height: int, orientation: int) -> Box:
