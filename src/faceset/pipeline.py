@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from faceset import sources
 from faceset.config import Config
 from faceset.crop import CropJob, CropSettings
-from faceset.crop.pool import crop_all, default_workers, map_bounded, start_early
+from faceset.crop.pool import crop_all, map_bounded, start_early
 from faceset.errors import ConfigError
 from faceset.export import manifest
 from faceset.export.layouts import LayoutResult, write_layouts
@@ -84,7 +84,7 @@ def select(
     Writes report.html, contact_sheet.png and selection.jsonl when ``config.export.out`` is set.
     """
     _require_originals(config)
-    start_early(config.export.workers or default_workers())
+    start_early(config.export.worker_count())
     source = open_source(config)
     try:
         person = _resolve(source, person_query)
@@ -108,7 +108,7 @@ def export(
     if out is None:
         raise ConfigError("no output folder: pass --out DIR")
     _require_originals(config)
-    start_early(config.export.workers or default_workers())
+    start_early(config.export.worker_count())
     source = open_source(config)
     selection = None
     try:
@@ -243,7 +243,7 @@ def _select(
         crop = CropJob(face, path, path, "", settings)
         jobs.append(AnalysisJob(crop, local and face.embedding is None))
     on_start(len(jobs), "measuring")
-    workers = config.export.workers or default_workers()
+    workers = config.export.worker_count()
     for analysis in map_bounded(analyze_face, jobs, workers):
         analyses.append(analysis)
         on_step("problem" if analysis.problem else "measured")
@@ -358,12 +358,11 @@ def _crop_faces(
         uid = outcome.face.marker_uid
         if kept is not None:
             records[uid] = kept
-        elif outcome.status in (Status.WRITTEN, Status.KEPT):
+        elif outcome.status is Status.WRITTEN:
             split = split_of.get(uid, manifest.TRAIN)
             records[uid] = manifest.record(outcome, key, settings.size, split)
-            if outcome.status is Status.WRITTEN:
-                # Only new images must survive a kill: kept ones are in the old manifest already.
-                journal.add(records[uid])
+            # Only new images must survive a kill: kept ones are in the old manifest already.
+            journal.add(records[uid])
         else:
             records.pop(uid, None)
             problems.append(problem(outcome))
@@ -372,7 +371,7 @@ def _crop_faces(
             log.warning("%s: %s", outcome.face.file_name, warning)
         on_outcome(outcome)
 
-    workers = config.export.workers or default_workers()
+    workers = config.export.worker_count()
     try:
         for outcome in crop_all(jobs(), workers):
             finish(outcome, in_flight.pop(outcome.face.marker_uid))

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from faceset.crop.pool import default_workers
 from faceset.errors import ConfigError
 from faceset.export.captions import DEFAULT_TEMPLATE, template_fields
 from faceset.settings import Section
@@ -40,6 +41,10 @@ class ExportConfig(Section):
     """Write loss masks: head and shoulders white, the rest mask_floor, other faces black."""
     mask_floor: float = Field(0.2, ge=0.0, lt=1.0)
     """Loss weight outside the person's head and shoulders, 0-1."""
+
+    def worker_count(self) -> int:
+        """Return ``workers``, or one per core this process may use when unset."""
+        return self.workers or default_workers()
 
     @field_validator("trigger", "class_word")
     @classmethod

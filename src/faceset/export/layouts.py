@@ -39,7 +39,7 @@ from typing import Any
 import PIL
 from PIL import Image, UnidentifiedImageError
 
-from faceset.crop.pool import default_workers, map_bounded
+from faceset.crop.pool import map_bounded
 from faceset.export import diffusers, kohya
 from faceset.export.captions import caption, class_word_warnings, template_fields
 from faceset.export.config import ExportConfig
@@ -214,7 +214,7 @@ def write_layouts(
     _write_state(out, _State(state.files | plan.keys(), state.concept, state.stamps, state.keys))
 
     keys = {rel: c.key for rel, c in plan.items() if isinstance(c, _Mask)}
-    written = _draw_masks(out, plan, state.keys, settings.workers or default_workers())
+    written = _draw_masks(out, plan, state.keys, settings.worker_count())
     stamps: dict[str, tuple[int, int]] = {}
     for rel, content in plan.items():
         if isinstance(content, _Mask):
