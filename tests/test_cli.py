@@ -236,14 +236,16 @@ def test_no_library_given_says_what_to_pass(tmp_path: Path) -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    # As the README runs it: the default folder, relative to where the user stands.
     result = subprocess.run(
-        [sys.executable, "-m", "faceset", "demo", "--out", str(tmp_path / "demo")],
+        [sys.executable, "-m", "faceset", "demo"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
+        cwd=tmp_path,
     )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     assert "Eileen Collins: 9 faces -> 7 images" in result.stdout
-    report = json.loads((tmp_path / "demo" / "export" / "report.json").read_text())
+    report = json.loads((tmp_path / "faceset-demo" / "export" / "report.json").read_text())
     assert report["counts"]["failed"] == {"corrupt": 1}
     assert report["counts"]["skipped"] == {"too_small": 1}
-    assert len(list((tmp_path / "demo" / "export" / "faces").glob("*.jpg"))) == 7
+    assert len(list((tmp_path / "faceset-demo" / "export" / "faces").glob("*.jpg"))) == 7

@@ -54,6 +54,17 @@ def test_sqlite_index_defaults_to_the_storage_folder_and_names_the_storage(tmp_p
     assert cfg.library.roots()["sidecar"] == tmp_path / "storage" / "sidecar"
 
 
+def test_the_sidecar_of_a_relative_storage_folder_stays_in_it() -> None:
+    library = {"originals": Path("lib/originals"), "storage": Path("lib/storage")}
+
+    cfg = config.load(None, {"library": library}, environ={})
+
+    assert cfg.library.roots() == {
+        "/": Path("lib/originals"),
+        "sidecar": Path("lib/storage/sidecar"),
+    }
+
+
 def test_a_relative_sidecar_path_lives_in_the_originals(tmp_path: Path) -> None:
     cfg = config.load(
         None, {"library": {"originals": tmp_path, "sidecar": ".photoprism"}}, environ={}

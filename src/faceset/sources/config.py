@@ -63,12 +63,13 @@ class LibraryConfig(Section):
         if lib.originals:
             roots["/"] = lib.originals
         sidecar = lib.sidecar
+        if sidecar is not None and not sidecar.is_absolute() and lib.originals:
+            # PhotoPrism resolves a relative sidecar path against the originals.
+            sidecar = lib.originals / sidecar
         if sidecar is None and lib.storage:
+            # Under the storage folder wherever that is, relative to here or not.
             sidecar = lib.storage / "sidecar"
         if sidecar is not None:
-            # PhotoPrism resolves a relative sidecar path against the originals.
-            if not sidecar.is_absolute() and lib.originals:
-                sidecar = lib.originals / sidecar
             roots["sidecar"] = sidecar
         if lib.import_path:
             roots["import"] = lib.import_path
