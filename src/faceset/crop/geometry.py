@@ -113,6 +113,17 @@ def is_usable(rel: RelBox) -> bool:
     return rel.x < 1 and rel.y < 1 and rel.x + rel.w > 0 and rel.y + rel.h > 0
 
 
+AREA_TOLERANCE = 0.01
+"""How far (a fraction of the photo's side) a normalized area may reach past the photo's edge
+and still be read as on it: writers round, and a box drawn to the edge may overshoot a little."""
+
+
+def outside_unit(rel: RelBox, tolerance: float = AREA_TOLERANCE) -> bool:
+    """Return whether a normalized box reaches outside [0, 1] by more than ``tolerance``."""
+    low, high = -tolerance, 1 + tolerance
+    return not (low <= rel.x and low <= rel.y and rel.x + rel.w <= high and rel.y + rel.h <= high)
+
+
 def pixel_aspect(rel: RelBox, width: int, height: int) -> float:
     """Return the box's width/height in pixels; detected faces are squares, so 1 when current."""
     return (rel.w * width) / (rel.h * height)

@@ -103,6 +103,8 @@ def _frame(job: CropJob, photo: Photo) -> Framed | Outcome:
         warnings.append(
             f"indexed as {face.file_width}x{face.file_height}, decodes as {width}x{height}"
         )
+    if face.box_problem:
+        return _problem(face, Reason.BAD_BOX, face.box_problem)
     if not geometry.is_usable(face.box):
         return _problem(face, Reason.BAD_BOX, f"box {face.box} lies outside the photo")
     aspect = max(width, height) / min(width, height)
