@@ -16,7 +16,7 @@ from faceset import sources
 from faceset.config import Config
 from faceset.crop import CropJob, CropSettings
 from faceset.crop.pool import crop_all, map_bounded, start_early
-from faceset.errors import ConfigError
+from faceset.errors import ConfigError, PersonNotFound
 from faceset.export import manifest
 from faceset.export.layouts import LayoutResult, write_layouts
 from faceset.export.report import problem, write_report
@@ -77,7 +77,10 @@ class SelectResult:
 
 
 def select(
-    config: Config, person_query: str, on_start: OnStart = _ignore, on_step: OnStep = _ignore
+    config: Config,
+    person_query: str | None,
+    on_start: OnStart = _ignore,
+    on_step: OnStep = _ignore,
 ) -> SelectResult:
     """Decide which of the person's faces make the best training set, with a reason for each.
 
@@ -87,7 +90,7 @@ def select(
     start_early(config.export.worker_count())
     source = open_source(config)
     try:
-        person = _resolve(source, person_query)
+        person = _resolve(source, person_query, config)
         selection = _select(source, person, config, on_start, on_step)
     finally:
         source.close()
@@ -97,7 +100,7 @@ def select(
 
 def export(
     config: Config,
-    person_query: str,
+    person_query: str | None,
     on_start: OnStart = _ignore,
     on_outcome: OnOutcome = _ignore,
     on_step: OnStep = _ignore,
@@ -112,7 +115,7 @@ def export(
     source = open_source(config)
     selection = None
     try:
-        person = _resolve(source, person_query)
+        person = _resolve(source, person_query, config)
         settings = config.crop.settings()
         if config.select.best:
             selection = _select(source, person, config, on_start, on_step)
@@ -136,7 +139,7 @@ def export(
         training = [r for r in records if r.get("split", manifest.TRAIN) == manifest.TRAIN]
         layouts = write_layouts(out, training, config.export, person.name)
         extra["layouts"] = _layout_summary(layouts)
-    write_settings(out, config.model_dump(mode="json"))
+    write_settings(out, {**config.model_dump(), "person": {"uid": person.uid, "name": person.name}})
     if selection is not None:
         extra["selection"] = selection.counts()
         _write_selection(out, person, selection)
@@ -174,8 +177,21 @@ def _layout_summary(layouts: LayoutResult) -> dict[str, Any]:
     }
 
 
-def _resolve(source: Source, query: str) -> Person:
-    person = resolve_person(source.people(), query)
+def _resolve(source: Source, query: str | None, config: Config) -> Person:
+    """Return the person asked for: ``query`` (--person), else the config's [person] section,
+    by UID and, when the UID is unknown to this library, by name."""
+    if query:
+        person = resolve_person(source.people(), query)
+    elif config.person.uid or config.person.name:
+        people = source.people()
+        try:
+            person = resolve_person(people, config.person.uid or config.person.name or "")
+        except PersonNotFound:
+            if not (config.person.uid and config.person.name):
+                raise
+            person = resolve_person(people, config.person.name)
+    else:
+        raise ConfigError("no person given: pass --person NAME (faceset people lists them)")
     flags = [
         f
         for f, on in (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import toml
 from typer.testing import CliRunner
 
@@ -105,3 +106,34 @@ def test_rerun_with_nothing_new_touches_no_layout_file(sqlite_db: Database, tmp_
     assert json.loads(again.stdout.splitlines()[-1])["kept"] == 3
     touched = [p for p, t in stamps.items() if p.stat().st_mtime_ns != t]
     assert touched == [out / "faceset.toml"] or touched == []
+
+
+def test_its_toml_reproduces_the_set_from_any_folder_without_the_person(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = make_library(sqlite_db.engine, tmp_path / "lib")
+    jane = lib.person("Jane Doe")
+    lib.person("Janet Dough")
+    for i in range(2):
+        lib.photo_file(f"{i}.jpg", jane)
+    monkeypatch.chdir(tmp_path)  # the first export is given paths relative to here
+    first = CliRunner().invoke(app, [
+        "export", "--db", "sqlite:///storage/index.db", "--originals", "lib/originals",
+        "-p", "Jane Doe", "--out", "out", "--size", "256", "--layout", "none",
+    ])  # fmt: skip
+    assert first.exit_code == 0, first.output
+    settings = toml.loads((tmp_path / "out" / "faceset.toml").read_text())
+    assert settings["person"] == {"uid": jane, "name": "Jane Doe"}
+    assert settings["library"]["db"] == f"sqlite:///{tmp_path / 'storage' / 'index.db'}"
+    assert settings["library"]["originals"] == str(tmp_path / "lib" / "originals")
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    again = CliRunner().invoke(
+        app, ["export", "--config", str(tmp_path / "out" / "faceset.toml"), "--out", "again"]
+    )
+
+    assert again.exit_code == 0, again.output
+    skip = ("report.json", "faceset.toml")
+    assert _tree(elsewhere / "again", skip) == _tree(tmp_path / "out", skip)
