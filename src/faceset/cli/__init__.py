@@ -7,21 +7,92 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from faceset import __version__
 from faceset.errors import FacesetError
 
+# The option panels of long commands (export has over 40 options), by parameter name.
+PANELS = {
+    "Selection": ("person", "best", "since", "years", "confirmed_only", "include_archived",
+                  "face_model", "explain"),
+    "Framing": ("size", "face_ratio", "tight", "pad", "upscale", "allow_changed"),
+    "Trainer layouts": ("layout", "for_model", "trigger", "class_word", "repeats",
+                        "caption_template", "masks", "mask_floor"),
+    "Library": ("source", "db", "originals", "storage", "sidecar", "db_password_file", "url",
+                "token_file", "ca_file", "cache", "server_path", "env_file", "config_file"),
+    "Output": ("out", "workers", "json_lines", "verbose", "quiet", "help"),
+}  # fmt: skip
+_PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
+_PANELLED = ("export", "select", "run")
+
+
+def _readable(params: list[Any], panels: bool) -> None:
+    """Make Typer's Rich help say what the code says: literal brackets (Rich would read
+    ``[default: 30]`` as markup and drop it), flags without a ``<bool>`` value, and panels."""
+    for param in params:
+        if isinstance(param, TyperOption):
+            if param.help:
+                param.help = re.sub(r"(?<!\\)\[", r"\\[", param.help)
+            if param.is_flag:
+                param.metavar = ""  # a flag takes no value; Typer would show <bool>
+            if panels and param.name in _PANEL_OF:
+                param.rich_help_panel = _PANEL_OF[param.name]
+
+
+class Command(TyperCommand):
+    """A command whose help shows every default, flags as flags, and long option lists in panels."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        panelled = self.name in _PANELLED
+        _readable(self.get_params(ctx), panelled)
+        declared = self.params
+        if panelled:  # panels in PANELS order; parsing keeps the declared order
+            order = list(PANELS)
+            self.params = sorted(
+                declared, key=lambda p: order.index(_PANEL_OF.get(p.name or "", "Output"))
+            )
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.params = declared
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """Return the usage line's pieces, a required argument as ``NAME`` (Typer writes
+        ``{NAME}``, which reads as a literal brace or a set), an optional one as ``[NAME]``."""
+        return [
+            re.sub(r"^\{(.+)\}(\.\.\.)?$", r"\1\2", p) for p in super().collect_usage_pieces(ctx)
+        ]
+
+
+class Group(TyperGroup):
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _readable(self.get_params(ctx), False)
+        super().format_help(ctx, formatter)
+
+
 app = typer.Typer(
+    cls=Group,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # keeps database passwords out of tracebacks
     add_completion=False,
     help="The faces your photo library already named, as a training set of one person.",
+    epilog=(
+        "Examples:\n\n"
+        "faceset demo  (a sample library, exported, with report.html to open)\n\n"
+        "faceset people --db sqlite:///photoprism/storage/index.db\n\n"
+        "faceset export --db sqlite:///photoprism/storage/index.db --originals photoprism/originals"
+        ' --person "Jane Doe" --best 30 --out jane\n\n'
+        "faceset train jane --base stable-diffusion-v1-5/stable-diffusion-v1-5 --for sd15\n\n"
+        "Each command's --help lists its options and an example."
+    ),
 )
 out_console = Console()
 err_console = Console(stderr=True)
@@ -46,7 +117,7 @@ def command(fn: Callable[P, T]) -> Callable[P, T]:
             err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(1) from e
 
-    app.command()(run)
+    app.command(cls=Command)(run)
     return run
 
 

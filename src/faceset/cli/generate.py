@@ -199,6 +199,7 @@ def eval(  # named for the command; shadows the builtin only in this module
     export: Annotated[
         Path,
         typer.Argument(
+            metavar="EXPORT",
             help="The export folder (faces/ trained on, holdout/ never trained on).",
             show_default=False,
         ),
@@ -206,6 +207,7 @@ def eval(  # named for the command; shadows the builtin only in this module
     model: Annotated[
         Path | None,
         typer.Argument(
+            metavar="MODEL",
             help="faceset train's output folder, or one LoRA file (default: EXPORT/model).",
             show_default=False,
         ),

@@ -55,6 +55,7 @@ def train(
     dataset: Annotated[
         Path,
         typer.Argument(
+            metavar="DATASET",
             help="The dataset folder faceset export wrote (it holds img/), or a kohya folder"
             " with dataset.toml.",
             show_default=False,
