@@ -268,8 +268,12 @@ def _select(
     selection = choose.choose(
         analyses, config.select, settings.size, settings.face_ratio, datetime.now()
     )
-    log.info("%s: %d faces -> %d chosen (%s)", person.name, len(faces), len(selection.chosen),
-             ", ".join(f"{n} {r}" for r, n in sorted(selection.counts().items()) if r != "chosen"))  # fmt: skip
+    left = ", ".join(f"{n} {r}" for r, n in sorted(selection.counts().items()) if r != "chosen")
+    log.info("%s: %d faces -> %d chosen%s", person.name, len(faces), len(selection.chosen),
+             f" ({left})" if left else "")  # fmt: skip
+    shortfall = selection.shortfall()
+    if shortfall:
+        log.warning("%s: %s", person.name, shortfall)
     for warning in selection.warnings:
         log.warning("%s", warning)
     return selection

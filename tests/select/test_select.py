@@ -331,3 +331,64 @@ def test_recent_confirmed_faces_of_other_days_are_held_out_for_evaluation(
     assert sorted(r["split"] for r in records) == ["holdout"] * 5 + ["train"] * 5
     assert len(list((out / "holdout").glob("*.jpg"))) == 5
     assert len(list((out / "faces").glob("*.jpg"))) == 5
+
+
+def test_fewer_than_best_is_said_on_the_terminal_and_atop_the_report(
+    lib: LibraryFixture, sqlite_db: Database, tmp_path: Path
+) -> None:
+    add(lib, "good.jpg", seed=1, days_ago=3)
+    add(lib, "good2.jpg", seed=2, days_ago=30)
+    add(lib, "blurred.jpg", seed=60, days_ago=5, blur=8)
+    out = tmp_path / "report"
+
+    result = CliRunner().invoke(
+        app, ["select", "--db", sqlite_db.url, "--originals", str(lib.originals), "-p", "Jane Doe",
+              "--best", "5", "--size", "256", "--face-model", "off", "--out", str(out)],
+        env={"COLUMNS": "250"},
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    said = "chose 2 of the 5 faces asked for, from 3; the rest were left out: 1 blurry"
+    assert said in " ".join(result.stderr.split())
+    html = (out / "report.html").read_text()
+    warning = html.index("Chose 2 of the 5 faces asked for")
+    assert warning < html.index("Why faces were left out")
+    assert "class=warn" in html[warning - 40 : warning]
+
+
+def test_a_huge_rejection_list_folds_away_and_the_sheet_stays_small(
+    lib: LibraryFixture, sqlite_db: Database, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from faceset.model import Person
+    from faceset.report.html import MAX_TILES_PER_REASON, write_html
+    from faceset.report.sheet import MAX_TILES, write_sheet
+    from faceset.select.choose import Selection
+
+    add(lib, "good.jpg", seed=1, days_ago=3)
+    add(lib, "blurred.jpg", seed=60, days_ago=5, blur=8)
+    real = select(lib, sqlite_db, None, best=30).selection
+    blurred = next(d for d in real.decisions if d.reason == "blurry")
+    many = [replace(blurred, face=replace(blurred.face, marker_uid=f"m{i}")) for i in range(400)]
+    selection = Selection([*real.chosen, *many], wanted=30)
+
+    jane = Person(lib.people["Jane Doe"], "Jane Doe")
+    page = write_html(tmp_path / "report.html", jane, selection, NOW).read_text()
+    sheet = Image.open(write_sheet(tmp_path / "sheet.png", selection.decisions))
+
+    assert "<details><summary>" in page
+    assert "Blurry face (400)" in page
+    assert page.count("class='tile rejected'") == MAX_TILES_PER_REASON
+    assert f"and {400 - MAX_TILES_PER_REASON} more, listed in selection.jsonl" in page
+    assert sheet.height <= (MAX_TILES // 8) * 190
+
+
+def test_every_reason_reads_as_a_sentence_in_the_report() -> None:
+    from faceset.model import Reason
+    from faceset.report.html import label
+
+    assert label("corrupt") == "File is damaged and cannot be decoded"
+    assert all(label(r.value) != r.value for r in Reason)

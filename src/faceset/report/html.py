@@ -25,7 +25,27 @@ REASONS = {
     "surplus": "Good, but not needed: better or more varied faces were chosen",
     "held_out": "Held out to measure likeness after training (never trained on)",
     "held_out_day": "Same day as a held-out photo (kept out so the test stays honest)",
+    "stale_marker": "Face box no longer fits the file (rotated or replaced since)",
+    "file_changed": "File changed since the library indexed it",
+    "bad_box": "Face box outside the photo",
+    "unsafe_path": "File path leaves the library folder",
+    "unknown_root": "File in a library folder faceset was not given",
+    "missing_file": "File not found",
+    "unreadable": "File could not be read",
+    "corrupt": "File is damaged and cannot be decoded",
+    "error": "Unexpected error while reading the face",
 }
+MAX_TILES_PER_REASON = 60
+"""Tiles shown per reason for leaving faces out; selection.jsonl lists every face."""
+
+
+def label(reason: str | None) -> str:
+    """Return the sentence a reader sees for a reason code, every code a sentence."""
+    if not reason:
+        return "Left out"
+    return REASONS.get(reason) or reason.replace("_", " ").capitalize()
+
+
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px}
@@ -50,24 +70,32 @@ def write_html(path: Path, person: Person, selection: Selection, now: datetime) 
         f"<p>{len(selection.decisions)} faces considered, <b>{len(chosen)} chosen</b>, "
         f"{len(rejected)} left out. Generated {now:%Y-%m-%d %H:%M}.</p>",
     ]
+    shortfall = selection.shortfall()
+    if shortfall:  # first thing on the page: the set is smaller than asked for, and why
+        parts.insert(3, f"<p class=warn><b>{_e(shortfall[0].upper() + shortfall[1:])}.</b></p>")
     parts += [f"<p class=warn>{_e(w)}</p>" for w in selection.warnings]
     parts.append("<h2>Why faces were left out</h2><table><tr><th>reason</th><th>faces</th></tr>")
-    parts += [
-        f"<tr><td>{_e(REASONS.get(r or '', r or ''))}</td><td>{n}</td></tr>"
-        for r, n in counts.most_common()
-    ]
+    parts += [f"<tr><td>{_e(label(r))}</td><td>{n}</td></tr>" for r, n in counts.most_common()]
     parts.append("</table>")
     parts.append(_age_span(chosen, now))
     parts.append(f"<h2>Chosen ({len(chosen)})</h2><div class=grid>")
     parts += [_tile(d, selection.threshold) for d in chosen]
     parts.append("</div>")
     for reason, _ in counts.most_common():
+        # Each reason folds away; a long one shows its first tiles and counts the rest.
         group = [d for d in rejected if d.reason == reason]
         parts.append(
-            f"<h2>{_e(REASONS.get(reason or '', reason or ''))} ({len(group)})</h2><div class=grid>"
+            f"<details><summary><h2 style=display:inline>{_e(label(reason))}"
+            f" ({len(group)})</h2></summary><div class=grid>"
         )
-        parts += [_tile(d, selection.threshold) for d in group]
+        parts += [_tile(d, selection.threshold) for d in group[:MAX_TILES_PER_REASON]]
         parts.append("</div>")
+        if len(group) > MAX_TILES_PER_REASON:
+            parts.append(
+                f"<p class=muted>and {len(group) - MAX_TILES_PER_REASON} more, listed in"
+                " selection.jsonl</p>"
+            )
+        parts.append("</details>")
     parts.append("</body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -17,9 +17,18 @@ CHOSEN_COLOUR = (46, 160, 67)
 REJECTED_COLOUR = (200, 60, 50)
 
 
+MAX_TILES = 96
+"""At most this many tiles (12 rows, 1280x2280 px): every chosen face first, then the left-out
+ones until the sheet is full; report.html and selection.jsonl hold the rest."""
+
+
 def write_sheet(path: Path, decisions: Sequence[Decision]) -> Path:
     """Write the contact sheet of ``decisions`` (already in report order) and return its path."""
-    tiles = [d for d in decisions if d.stats is not None]
+    shown = [d for d in decisions if d.stats is not None]
+    chosen = [d for d in shown if d.chosen]
+    tiles = (
+        chosen[:MAX_TILES] + [d for d in shown if not d.chosen][: max(0, MAX_TILES - len(chosen))]
+    )
     rows = max(1, -(-len(tiles) // COLUMNS))
     sheet = Image.new("RGB", (COLUMNS * TILE, rows * (TILE + LABEL)), (250, 250, 250))
     draw = ImageDraw.Draw(sheet)

@@ -50,6 +50,8 @@ class Selection:
     decisions: list[Decision]
     threshold: float | None = None
     warnings: list[str] = field(default_factory=list)
+    wanted: int | None = None
+    """How many faces were asked for (``--best``)."""
 
     @property
     def chosen(self) -> list[Decision]:
@@ -61,6 +63,19 @@ class Selection:
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(d.reason or "chosen" for d in self.decisions))
+
+    def shortfall(self) -> str | None:
+        """Return why fewer faces were chosen than ``wanted``, naming the reasons that took the
+        rest (most first); None when the choice is full."""
+        chosen = len(self.chosen)
+        if self.wanted is None or chosen >= self.wanted:
+            return None
+        reasons = Counter(d.reason for d in self.rejected if d.reason)
+        why = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in reasons.most_common())
+        return (
+            f"chose {chosen} of the {self.wanted} faces asked for, from {len(self.decisions)}"
+            + (f"; the rest were left out: {why}" if why else "")
+        )
 
 
 def choose(
@@ -173,7 +188,7 @@ def choose(
     order = {a.face.marker_uid: i for i, a in enumerate(analyses)}
     decisions += sorted(rejected.values(), key=lambda d: (d.reason or "", order[d.face.marker_uid]))
     return Selection(
-        decisions, check.threshold if check else None, _warnings(decisions, now, check)
+        decisions, check.threshold if check else None, _warnings(decisions, now, check), cfg.best
     )
 
 
