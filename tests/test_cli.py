@@ -249,3 +249,22 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert report["counts"]["failed"] == {"corrupt": 1}
     assert report["counts"]["skipped"] == {"too_small": 1}
     assert len(list((tmp_path / "faceset-demo" / "export" / "faces").glob("*.jpg"))) == 7
+
+
+def test_progress_lines_show_without_a_terminal(
+    library: tuple[Database, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faceset.cli import library as library_cli
+
+    monkeypatch.setattr(library_cli, "PROGRESS_EVERY_S", 0.0)  # a line per face, for the test
+    db, originals = library
+    args = ["export", "--db", db.url, "--originals", str(originals), "-p", "jd",
+            "--out", str(tmp_path / "out"), "--size", "256", "--layout", "none"]  # fmt: skip
+
+    code, _, stderr = invoke(*args)
+    _, _, quiet = invoke(*args, "-q", "--out", str(tmp_path / "again"))
+
+    assert code == 0
+    assert "cropping: 1/2 (1 new)" in stderr
+    assert "cropping: 2/2 (2 new)" in stderr
+    assert "cropping" not in quiet

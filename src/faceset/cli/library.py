@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -609,9 +610,14 @@ def _outcome_json(outcome: Outcome) -> dict[str, Any]:
 def _progress(
     enabled: bool,
 ) -> Iterator[tuple[Callable[[int, str], None], Callable[[Outcome | None], None]]]:
-    """Yield (start a phase, advance it) callbacks that drive a Rich progress bar on stderr."""
-    if not enabled or not err_console.is_terminal:
+    """Yield (start a phase, advance it) callbacks that drive a Rich progress bar on stderr, or,
+    when stderr is no terminal (a pipe, cron, systemd), a plain line every PROGRESS_EVERY_S."""
+    if not enabled:
         yield (lambda _total, _phase: None), (lambda _outcome: None)
+        return
+    if not err_console.is_terminal:
+        lines = _ProgressLines()
+        yield lines.start, lines.advance
         return
     columns = (
         TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
@@ -642,6 +648,43 @@ def _progress(
             bar.update(task, advance=1, counts=" ".join(f"{v} {k}" for k, v in tally.items()))
 
         yield start, advance
+
+
+PROGRESS_EVERY_S = 5.0
+"""Seconds between progress lines when stderr is not a terminal."""
+_STATUS_NAMES = {Status.WRITTEN: "new", Status.KEPT: "kept", Status.SKIPPED: "skipped",
+                 Status.FAILED: "failed"}  # fmt: skip
+
+
+class _ProgressLines:
+    """Progress for logs: "cropping: 120/480 (100 new, 20 kept), 14 s" every few seconds."""
+
+    def __init__(self) -> None:
+        self.phase, self.total, self.done = "reading", 0, 0
+        self.tally: dict[str, int] = {}
+        self.began = self.last = time.monotonic()
+
+    def start(self, total: int, phase: str) -> None:
+        self.phase, self.total, self.done = phase, total, 0
+        self.tally.clear()
+        self.began = time.monotonic()
+
+    def advance(self, outcome: Outcome | None) -> None:
+        self.done += 1
+        if outcome is not None:
+            key = _STATUS_NAMES[outcome.status]
+            self.tally[key] = self.tally.get(key, 0) + 1
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY_S and self.done != self.total:
+            return
+        self.last = now
+        counts = ", ".join(f"{v} {k}" for k, v in self.tally.items())
+        of = f"/{self.total}" if self.total else ""
+        err_console.print(
+            f"{self.phase}: {self.done}{of}" + (f" ({counts})" if counts else "")
+            + f", {now - self.began:.0f} s",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
 
 
 @command
