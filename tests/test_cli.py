@@ -126,6 +126,20 @@ def test_wrong_mariadb_password_is_one_line(mariadb_db: Database) -> None:
     assert "wrong-password" not in stderr
 
 
+def test_a_refused_password_names_where_it_came_from(mariadb_db: Database, tmp_path: Path) -> None:
+    url = sa.engine.make_url(mariadb_db.url).set(password=None)
+    bare = url.render_as_string(hide_password=False)
+    secret = tmp_path / "db-password"
+    secret.write_text("wrong-password\n")
+
+    _, _, from_env = invoke("people", "--db", bare, env={"FACESET_DB_PASSWORD": "wrong-password"})
+    _, _, from_file = invoke("people", "--db", bare, "--db-password-file", str(secret))
+
+    assert from_env.strip().endswith("check the password (FACESET_DB_PASSWORD)")
+    assert from_file.strip().endswith(f"check the password (the password file {secret})")
+    assert "PHOTOPRISM_DATABASE_PASSWORD" not in from_env + from_file
+
+
 def test_unreachable_server_is_one_line() -> None:
     code, _, stderr = invoke("people", "--db", "mysql+pymysql://photoprism@127.0.0.1:1/photoprism")
 
@@ -236,7 +250,7 @@ def test_no_library_given_says_what_to_pass(tmp_path: Path) -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    # As the README runs it: the default folder, relative to where the user stands.
+    # As the README runs it: the default folder, relative to where the user stands, piped.
     result = subprocess.run(
         [sys.executable, "-m", "faceset", "demo"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
@@ -244,11 +258,46 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
-    assert "Eileen Collins: 9 faces -> 7 images" in result.stdout
-    report = json.loads((tmp_path / "faceset-demo" / "export" / "report.json").read_text())
-    assert report["counts"]["failed"] == {"corrupt": 1}
-    assert report["counts"]["skipped"] == {"too_small": 1}
-    assert len(list((tmp_path / "faceset-demo" / "export" / "faces").glob("*.jpg"))) == 7
+    export = tmp_path / "faceset-demo" / "export"
+    assert "Eileen Collins: 5 faces (5 chosen of 12;" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == (
+        "open faceset-demo/export/report.html to see which faces were chosen and why"
+    )
+    assert "building the sample library: 1/15 photos" in result.stderr  # not 20 s of silence
+    assert "vocabulary" not in result.stderr
+    selection = json.loads((export / "report.json").read_text())["selection"]
+    # Something to choose from: a burst, a blurred shot, more good faces than asked for.
+    assert selection["chosen"] == 5
+    assert {"duplicate", "blurry", "surplus", "corrupt", "too_small"} <= set(selection)
+    assert "Eileen Collins" in (export / "report.html").read_text()
+    assert (export / "contact_sheet.png").stat().st_size > 10_000
+    faces = sorted((export / "faces").glob("*.jpg"))
+    assert len(faces) == 5
+    assert max(seam(face) for face in faces) < 3.0
+
+
+def seam(path: Path) -> float:
+    """Return how sharply one row of the image's top third jumps from the row above, against
+    the image's typical row: about 2 in a photo, above 4 where a picture was pasted on a blur."""
+    import numpy as np
+    from PIL import Image
+
+    rows = np.asarray(Image.open(path).convert("L"), dtype=float)
+    jumps = np.abs(np.diff(rows, axis=0)).mean(axis=1)
+    return float(jumps[: len(jumps) // 3].max() / np.median(jumps))
+
+
+def test_demo_without_its_extra_says_what_to_install(tmp_path: Path) -> None:
+    hide = "import sys; sys.modules['skimage'] = None; from faceset.cli import main; main()"
+    result = subprocess.run(
+        [sys.executable, "-c", hide, "demo"], capture_output=True, text=True, cwd=tmp_path
+    )
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: faceset demo needs the demo extra (skimage is not installed):"
+        " pip install 'faceset[demo]'\n"
+    )
 
 
 def test_progress_lines_show_without_a_terminal(

@@ -187,7 +187,11 @@ def _with_password(config: Config, env: Mapping[str, str]) -> Config:
         return config
     if url.password:
         return config
-    password: str | None = env.get("FACESET_DB_PASSWORD") or env.get("PHOTOPRISM_DATABASE_PASSWORD")
+    variable = next(
+        (v for v in ("FACESET_DB_PASSWORD", "PHOTOPRISM_DATABASE_PASSWORD") if env.get(v)), ""
+    )
+    password: str | None = env.get(variable) if variable else None
+    source = variable
     if config.library.db_password_file:
         try:
             password = config.library.db_password_file.read_text().strip()
@@ -195,7 +199,10 @@ def _with_password(config: Config, env: Mapping[str, str]) -> Config:
             raise ConfigError(
                 f"cannot read the password file {config.library.db_password_file}: {e.strerror}"
             ) from None
+        source = f"the password file {config.library.db_password_file}"
     if not password:
         return config
     rendered = url.set(password=password).render_as_string(hide_password=False)
-    return config.model_copy(update={"library": config.library.model_copy(update={"db": rendered})})
+    library = config.library.model_copy(update={"db": rendered})
+    library._password_from = source
+    return config.model_copy(update={"library": library})

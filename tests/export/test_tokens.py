@@ -70,7 +70,7 @@ def test_without_the_vocabulary_the_check_is_skipped_with_a_warning(
 ) -> None:
     monkeypatch.setattr(tokens, "load_bpe", lambda path=None: None)
 
-    (warning,) = check_trigger("ohwx")
+    (warning,) = check_trigger("janedoe")
 
     assert "open-clip-torch" in warning
 
@@ -116,3 +116,15 @@ def test_matches_transformers_clip_tokenizer(bpe: ClipBpe, tmp_path: Path) -> No
     ]  # fmt: skip
     for word in words:
         assert bpe.encode(word) == tok(word, add_special_tokens=False).input_ids, word
+
+
+def test_the_default_trigger_needs_no_vocabulary_to_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = tokens.load_bpe()
+    if real is not None:  # where the vocabulary is installed, the list is true to it
+        assert all(len(real.tokens(t)) == 1 for t in tokens.KNOWN_SINGLE_TOKENS)
+    monkeypatch.setattr(tokens, "load_bpe", lambda: None)  # as without open-clip-torch
+
+    assert check_trigger("ohwx") == []
+    assert "CLIP's vocabulary is not installed" in check_trigger("janedoe")[0]

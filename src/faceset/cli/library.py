@@ -17,6 +17,7 @@ from rich.table import Table
 
 from faceset import config, pipeline
 from faceset.cli import JsonLines, Quiet, Verbose, command, err_console, out_console, setup_logging
+from faceset.errors import ConfigError
 from faceset.model import Outcome, Status
 
 # Options shared by the commands that read a library.
@@ -650,6 +651,8 @@ def _progress(
         yield start, advance
 
 
+DEMO_BEST = 5
+"""Faces the demo chooses from its sample library."""
 PROGRESS_EVERY_S = 5.0
 """Seconds between progress lines when stderr is not a terminal."""
 _STATUS_NAMES = {Status.WRITTEN: "new", Status.KEPT: "kept", Status.SKIPPED: "skipped",
@@ -700,9 +703,22 @@ def demo(
     Example: faceset demo --out /tmp/faceset-demo
     """
     setup_logging(verbose, quiet)
-    from faceset.demo import build_library
+    try:
+        from skimage import data  # noqa: F401  (the demo's photos ship inside scikit-image)
 
-    library = build_library(out / "library")
+        from faceset.demo import build_library
+    except ModuleNotFoundError as e:
+        raise ConfigError(
+            f"faceset demo needs the demo extra ({e.name} is not installed):"
+            " pip install 'faceset[demo]'"
+        ) from None
+
+    def built(done: int, total: int) -> None:
+        if not quiet:
+            err_console.print(f"building the sample library: {done}/{total} photos",
+                              markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+
+    library = build_library(out / "library", built)
     cfg = config.load(
         None,
         {
@@ -711,6 +727,8 @@ def demo(
                 "originals": library.originals,
                 "storage": library.storage,
             },
+            # The best few, so the export shows its choice: report.html and a contact sheet.
+            "select": {"best": DEMO_BEST},
             "export": {"out": out / "export"},
         },
         environ={},
@@ -718,8 +736,8 @@ def demo(
     if not quiet:
         out_console.print(
             f"sample library: {library.root} (PhotoPrism SQLite index {library.index})",
-            highlight=False,
-        )
+            highlight=False, markup=False, soft_wrap=True,
+        )  # fmt: skip
         table = Table("Name", "Alias", "UID", "Faces")
         for p in pipeline.list_people(cfg):
             table.add_row(p.name, p.alias, p.uid, str(p.faces))
@@ -727,6 +745,8 @@ def demo(
     result = run_export(cfg, library.person, quiet=quiet)
     if not quiet:
         out_console.print(
-            f"images: {result.out / 'faces'}\nmanifest: {result.out / 'manifest.jsonl'}\nreport: {result.report}",
-            highlight=False,
-        )
+            f"images: {result.out / 'faces'}\nmanifest: {result.out / 'manifest.jsonl'}"
+            f"\ncontact sheet: {result.out / 'contact_sheet.png'}\nreport: {result.report}"
+            f"\nopen {result.out / 'report.html'} to see which faces were chosen and why",
+            highlight=False, markup=False, soft_wrap=True,
+        )  # fmt: skip

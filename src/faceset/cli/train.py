@@ -155,9 +155,12 @@ def train(
     # accelerate launch / torchrun start one process per GPU: only the first one reports.
     quiet = quiet or os.environ.get("RANK", "0") != "0"
     setup_logging(verbose, quiet)
+    base = _local(base)
+    if not dataset.is_dir():
+        raise ConfigError(f"no dataset folder at {dataset}; pass the folder faceset export wrote")
     from faceset.train import require_extra
 
-    require_extra()
+    require_extra("train")
     _quiet_libraries(verbose)
     from faceset.train import checkpoints, config, loop
 
@@ -221,11 +224,18 @@ def _quiet_libraries(verbose: bool) -> None:
 
 
 def _local(base: str | None) -> str | None:
-    """Return ``base`` as an absolute path when it names a local file or folder."""
+    """Return ``base`` as an absolute path when it names a local file or folder; raise
+    ConfigError when it looks like a path (not a model id) and nothing is there.
+
+    Checked here, before torch and diffusers load (20-40 s), so a typo is answered at once."""
     if base is None:
         return None
     path = Path(base).expanduser()
-    return str(path.resolve()) if path.exists() else base
+    if path.exists():
+        return str(path.resolve())
+    if base.startswith((".", "/", "~")) or base.count("/") > 1 or path.suffix == ".safetensors":
+        raise ConfigError(f"base model {base} does not exist")
+    return base
 
 
 @contextmanager

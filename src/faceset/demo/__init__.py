@@ -2,21 +2,70 @@
 
 It holds what real libraries hold: EXIF-rotated and mirrored photos, a HEIC original whose face
 lives on its sidecar JPEG, a PNG, a face too small to use, a corrupt file, an archived photo and a
-rejected marker.
+rejected marker; and shots that differ in light, colour and facing, a burst and a blurred one, so
+that choosing the best has something to show.
 """
 
 from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import sqlalchemy as sa
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from faceset.demo.images import astronaut, cameraman, compose, encode, write
+from faceset.demo.images import Portrait, astronaut, cameraman, compose, encode, write
 from faceset.demo.library import LibraryWriter, MarkerSpec, sqlite_schema, square_box
+
+OnPhoto = Callable[[int, int], None]
+
+
+def _ignore(_done: int, _total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """How one shot differs from the portrait: light, colour, facing, focus."""
+
+    brightness: float = 1.0
+    colour: float = 1.0
+    contrast: float = 1.0
+    mirror: bool = False
+    tilt: float = 0.0
+    """Degrees, counter-clockwise, about the face's centre."""
+    blur: float = 0.0
+
+    def apply(self, portrait: Portrait) -> Portrait:
+        """Return the portrait as this shot shows it; the face box moves with a mirror."""
+        image, (left, top, right, bottom) = portrait.image, portrait.face
+        image = ImageEnhance.Brightness(image).enhance(self.brightness)
+        image = ImageEnhance.Color(image).enhance(self.colour)
+        image = ImageEnhance.Contrast(image).enhance(self.contrast)
+        if self.mirror:
+            image = ImageOps.mirror(image)
+            left, right = image.width - right, image.width - left
+        if self.tilt:
+            image = _tilted(image, self.tilt, ((left + right) / 2, (top + bottom) / 2))
+        if self.blur:
+            image = image.filter(ImageFilter.GaussianBlur(self.blur))
+        return Portrait(image, (left, top, right, bottom))
+
+
+def _tilted(image: Image.Image, degrees: float, centre: tuple[float, float]) -> Image.Image:
+    """Return ``image`` turned about ``centre``; the corners the turn uncovers are filled with
+    the picture's own reflection, not a flat colour, so no edge shows in a crop."""
+    pad = max(image.size) // 2
+    padded = Image.fromarray(np.pad(np.asarray(image), ((pad, pad), (pad, pad), (0, 0)), "reflect"))
+    turned = padded.rotate(
+        degrees, Image.Resampling.BICUBIC, center=(centre[0] + pad, centre[1] + pad)
+    )
+    return turned.crop((pad, pad, pad + image.width, pad + image.height))
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +82,10 @@ class DemoLibrary:
         return f"sqlite:///{self.index}"
 
 
-def build_library(root: Path) -> DemoLibrary:
-    """Build the sample library under ``root`` (replacing an earlier one) and return where it is."""
+def build_library(root: Path, on_photo: OnPhoto = _ignore) -> DemoLibrary:
+    """Build the sample library under ``root`` (replacing an earlier one) and return where it is.
+
+    ``on_photo(done, total)`` is called after each photo, for progress."""
     if root.exists():
         shutil.rmtree(root)
     originals, storage = root / "originals", root / "storage"
@@ -51,17 +102,30 @@ def build_library(root: Path) -> DemoLibrary:
     lib.person("Zoë Ångström", slug="zoe-angstrom")
 
     portrait = astronaut()
-    # (file name, orientation, format, taken, scale, position): a year of one person's photos.
+    # (file name, orientation, format, taken, scale, x, look): a few years of one person's
+    # photos, each lit, coloured and facing its own way so that selection has a choice to make.
+    # The portrait's top is the photo's top: a crop window never reaches above it, so no seam.
     shots = [
-        ("2024/06/IMG_2041.jpg", 1, "JPEG", datetime(2024, 6, 14, 9, 30), 3.0, (420, 140)),
-        ("2024/05/IMG_1877.jpg", 6, "JPEG", datetime(2024, 5, 2, 17, 5), 2.6, (300, 300)),
-        ("2024/03/IMG_1502.jpg", 3, "JPEG", datetime(2024, 3, 21, 12, 0), 2.4, (900, 200)),
-        ("2023/12/IMG_0990.jpg", 8, "JPEG", datetime(2023, 12, 24, 19, 45), 2.8, (150, 60)),
-        ("2023/09/selfie.jpg", 2, "JPEG", datetime(2023, 9, 9, 8, 15), 2.2, (600, 500)),
-        ("2023/07/scan.png", 1, "PNG", datetime(2023, 7, 1, 14, 0), 2.3, (500, 100)),
-    ]
-    for name, orientation, fmt, taken, scale, at in shots:
-        photo, face = compose(portrait, (2400, 1800), scale, at)
+        ("2024/06/IMG_2041.jpg", 1, "JPEG", datetime(2024, 6, 14, 9, 30), 3.0, 420, Look()),
+        ("2024/06/IMG_2042.jpg", 1, "JPEG", datetime(2024, 6, 14, 9, 30, 2), 3.0, 420, Look()),
+        ("2024/05/IMG_1877.jpg", 6, "JPEG", datetime(2024, 5, 2, 17, 5), 2.6, 300,
+         Look(brightness=0.85, colour=1.3, mirror=True)),
+        ("2024/03/IMG_1502.jpg", 3, "JPEG", datetime(2024, 3, 21, 12, 0), 2.4, 900,
+         Look(brightness=1.1, colour=0.6, tilt=-7)),
+        ("2023/12/IMG_0990.jpg", 8, "JPEG", datetime(2023, 12, 24, 19, 45), 2.8, 150,
+         Look(brightness=0.8, contrast=1.2, tilt=14)),
+        ("2023/09/selfie.jpg", 2, "JPEG", datetime(2023, 9, 9, 8, 15), 2.2, 600,
+         Look(mirror=True, tilt=-14)),
+        ("2023/07/scan.png", 1, "PNG", datetime(2023, 7, 1, 14, 0), 2.3, 500,
+         Look(colour=0.0, contrast=1.1, tilt=7)),
+        ("2023/04/IMG_0402.jpg", 1, "JPEG", datetime(2023, 4, 8, 16, 20), 2.5, 700,
+         Look(blur=5.0, tilt=-3)),
+        ("2022/08/IMG_0815.jpg", 6, "JPEG", datetime(2022, 8, 15, 10, 0), 2.7, 250,
+         Look(brightness=1.1, mirror=True, tilt=10)),
+    ]  # fmt: skip
+    total = len(shots) + 6
+    for done, (name, orientation, fmt, taken, scale, x, look) in enumerate(shots, 1):
+        photo, face = compose(look.apply(portrait), (2400, 1800), scale, (x, 0))
         data = encode(photo, fmt, orientation)
         write(originals / name, data)
         box = square_box(face, photo.width, photo.height)
@@ -70,9 +134,10 @@ def build_library(root: Path) -> DemoLibrary:
             orientation=orientation, file_type="png" if fmt == "PNG" else "jpg",
             markers=(MarkerSpec(box, eileen, confirmed=orientation != 8),),
         )  # fmt: skip
+        on_photo(done, total)
 
     # An iPhone HEIC: PhotoPrism detects faces on the JPEG it generated into the sidecar folder.
-    photo, face = compose(portrait, (1800, 2400), 2.5, (200, 500))
+    photo, face = compose(portrait, (1800, 2400), 2.5, (200, 0))
     heic_name = "2024/08/IMG_3001.HEIC"
     write(originals / heic_name, encode(photo, "HEIF"))
     jpeg = encode(photo, "JPEG")
@@ -93,12 +158,14 @@ def build_library(root: Path) -> DemoLibrary:
     )  # fmt: skip
 
     # Too small for a 512 px crop; a corrupt download; an archived photo; a rejected box.
-    photo, face = compose(portrait, (1200, 900), 0.5, (500, 400))
+    on_photo(total - 5, total)
+    photo, face = compose(portrait, (1200, 900), 0.5, (500, 0))
     data = encode(photo, "JPEG")
     write(originals / "2022/05/tiny.jpg", data)
     lib.file(lib.photo(datetime(2022, 5, 5), name="2022/05/tiny.jpg"), "2022/05/tiny.jpg", data,
              width=1200, height=900, markers=(MarkerSpec(square_box(face, 1200, 900), eileen),))  # fmt: skip
-    photo, face = compose(portrait, (2400, 1800), 2.6, (700, 300))
+    on_photo(total - 4, total)
+    photo, face = compose(portrait, (2400, 1800), 2.6, (700, 0))
     data = encode(photo, "JPEG")
     data = data[: len(data) // 3]  # cut short, as an interrupted copy leaves it
     write(originals / "2024/02/IMG_1200.jpg", data)
@@ -108,6 +175,7 @@ def build_library(root: Path) -> DemoLibrary:
     lib.file(lib.photo(datetime(2021, 1, 1), archived=True, name="2021/01/archived.jpg"), "2021/01/archived.jpg",
              data, width=2400, height=1800, markers=(MarkerSpec(square_box(face, 2400, 1800), eileen),))  # fmt: skip
 
+    on_photo(total - 2, total)
     camera = cameraman()
     photo, face = compose(camera, (2400, 1800), 3.2, (400, 0))
     data = encode(photo, "JPEG", 6)
@@ -120,5 +188,6 @@ def build_library(root: Path) -> DemoLibrary:
             MarkerSpec(square_box((1800, 200, 1900, 300), 2400, 1800), invalid=True),
         ),
     )  # fmt: skip
+    on_photo(total, total)
     engine.dispose()
     return DemoLibrary(root, originals, storage, index, "Eileen Collins")

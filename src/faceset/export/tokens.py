@@ -114,6 +114,11 @@ class ClipBpe:
         return parts
 
 
+KNOWN_SINGLE_TOKENS = frozenset({"ohwx"})
+"""Triggers known to be one rare CLIP token (ohwx, the default, is token 47993 of OpenAI's
+CLIP BPE), checked without the vocabulary installed."""
+
+
 def find_bpe_file() -> Path | None:
     """Return the path of CLIP's BPE vocabulary inside an installed wheel, or None."""
     for package in BPE_PACKAGES:
@@ -138,6 +143,8 @@ def load_bpe(path: Path | None = None) -> ClipBpe | None:
 def check_trigger(trigger: str, bpe: ClipBpe | None = None) -> list[str]:
     """Return warnings about ``trigger`` as a CLIP token; empty when it is one rare token."""
     bpe = bpe or load_bpe()
+    if bpe is None and trigger in KNOWN_SINGLE_TOKENS:
+        return []  # known without the vocabulary: nothing to warn about
     if bpe is None:
         return [
             "cannot check that the trigger is one CLIP token: CLIP's vocabulary is not installed"

@@ -371,8 +371,8 @@ def _warnings(
             )
     if check is None:
         notes.append(
-            "no face embeddings: the identity check did not run (install faceset[identity] or"
-            " read a PhotoPrism database)"
+            "no face embeddings for these faces: the identity check did not run"
+            " (pip install 'faceset[identity]' computes them locally)"
         )
     if chosen and math.isfinite(
         min((d.stats.crowding for d in chosen if d.stats), default=math.inf)

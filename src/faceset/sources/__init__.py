@@ -65,7 +65,7 @@ def open_source(
             )
         from faceset.sources.photoprism_db import PhotoPrismDB
 
-        return PhotoPrismDB(library.db, library.roots())
+        return PhotoPrismDB(library.db, library.roots(), password_from=library.password_from)
     if kind in ("photoprism-api", "immich"):
         return _open_api(library, env, allow_writes)
     if kind == "xmp":

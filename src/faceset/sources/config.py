@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import PrivateAttr
+
 from faceset.settings import Section
 
 SourceKind = Literal["photoprism", "photoprism-api", "immich", "immich-db", "digikam", "xmp"]
@@ -14,6 +16,15 @@ PHOTOPRISM_API_ROOTS = {"/": "originals", "sidecar": "sidecar", "import": "impor
 
 
 class LibraryConfig(Section):
+    # Where the database password came from, to name it when the server refuses it; not a
+    # setting (never written, never read from a file).
+    _password_from: str = PrivateAttr("")
+
+    @property
+    def password_from(self) -> str:
+        """Return where the password in ``db`` came from: a variable, a file, or '' (--db)."""
+        return self._password_from
+
     source: SourceKind = "photoprism"
     """Kind of library: photoprism (its database), photoprism-api, immich, immich-db, digikam, xmp."""
     db: str | None = None

@@ -74,8 +74,10 @@ _TABLES = {"m": "markers", "f": "files", "p": "photos", "s": "subjects"}
 _MYSQL_ACCESS_DENIED, _MYSQL_UNKNOWN_DB, _MYSQL_CANT_CONNECT = 1045, 1049, 2003
 
 
-def connect(url: str) -> Engine:
-    """Return a read-only engine for a PhotoPrism index URL; raise SourceError if unusable."""
+def connect(url: str, password_from: str = "") -> Engine:
+    """Return a read-only engine for a PhotoPrism index URL; raise SourceError if unusable.
+
+    ``password_from`` names where the password came from, for the message when it is refused."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -85,18 +87,22 @@ def connect(url: str) -> Engine:
         ) from None
     missing = f"no SQLite index at {parsed.database}; PhotoPrism keeps it at <storage>/index.db"
     return database.connect(
-        parsed, "PhotoPrism", ("sqlite", "mysql"), missing=missing, message=_connect_message
+        parsed,
+        "PhotoPrism",
+        ("sqlite", "mysql"),
+        missing=missing,
+        message=lambda u, e: _connect_message(u, e, password_from),
     )
 
 
-def _connect_message(url: URL, error: DBAPIError) -> str:
+def _connect_message(url: URL, error: DBAPIError, password_from: str = "") -> str:
     args: tuple[Any, ...] = tuple(getattr(error.orig, "args", ()))
     code = args[0] if args and isinstance(args[0], int) else None
     where = f"{url.host or 'localhost'}:{url.port or 3306}"
     if code == _MYSQL_ACCESS_DENIED:
         return (
             f"the database at {where} refused user {url.username!r}: check the password"
-            " (PHOTOPRISM_DATABASE_PASSWORD or the password in --db)"
+            f" ({password_from or 'the password in --db'})"
         )
     if code == _MYSQL_UNKNOWN_DB:
         return f"the server at {where} has no database {url.database!r}; check the name in --db"
@@ -115,8 +121,8 @@ class PhotoPrismDB:
 
     name = "photoprism"
 
-    def __init__(self, url: str, roots: Mapping[str, Path]) -> None:
-        self.engine = connect(url)
+    def __init__(self, url: str, roots: Mapping[str, Path], password_from: str = "") -> None:
+        self.engine = connect(url, password_from)
         self.roots = dict(roots)
         self.columns = self._read_columns()
 

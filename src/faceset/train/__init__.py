@@ -25,12 +25,13 @@ REQUIRED = ("torch", "diffusers", "transformers", "peft", "accelerate", "safeten
 INSTALL = "pip install 'faceset[train]'"
 
 
-def require_extra() -> None:
-    """Raise TrainExtraMissing, naming what to install, unless the training stack is there."""
+def require_extra(command: str = "train") -> None:
+    """Raise TrainExtraMissing, naming the ``command`` and what to install, unless the training
+    stack is there."""
     missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
     if missing:
         raise TrainExtraMissing(
-            f"faceset train needs the training extra ({', '.join(missing)} not installed):"
+            f"faceset {command} needs the training extra ({', '.join(missing)} not installed):"
             f" {INSTALL}"
         )
 
