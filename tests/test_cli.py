@@ -317,3 +317,72 @@ def test_progress_lines_show_without_a_terminal(
     assert "cropping: 1/2 (1 new)" in stderr
     assert "cropping: 2/2 (2 new)" in stderr
     assert "cropping" not in quiet
+
+
+def test_a_person_without_usable_faces_is_an_error_that_says_why(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    lib = make_library(sqlite_db.engine, tmp_path)
+    jane = lib.person("Jane Doe")
+    lib.person("Nobody Yet")
+    lib.photo_file("old.jpg", jane, archived=True)
+    base = ["--db", sqlite_db.url, "--originals", str(lib.originals), "--size", "256"]
+
+    archived = invoke("export", *base, "-p", "Jane Doe", "--out", str(tmp_path / "a"))
+    nothing = invoke("export", *base, "-p", "Nobody Yet", "--out", str(tmp_path / "b"))
+
+    assert archived[0] == nothing[0] == 1
+    assert archived[2] == (
+        "error: no usable faces of Jane Doe: all of them are on archived photos;"
+        " pass --include-archived to use them\n"
+    )
+    assert nothing[2].startswith("error: no usable faces of Nobody Yet: faces marked invalid")
+    assert not (tmp_path / "a").exists()
+    assert not (tmp_path / "b").exists()
+
+
+def test_people_of_an_empty_library_says_so(sqlite_db: Database, tmp_path: Path) -> None:
+    make_library(sqlite_db.engine, tmp_path)
+
+    code, stdout, stderr = invoke("people", "--db", sqlite_db.url)
+
+    assert code == 0
+    assert stdout == ""
+    assert stderr.startswith("the library has no named people")
+
+
+def test_people_shows_no_empty_column_and_counts_read_right(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    lib = make_library(sqlite_db.engine, tmp_path)
+    lib.photo_file("a.jpg", lib.person("Jane Doe"))
+    lib.person("Janet Dough")
+
+    _, table, _ = invoke("people", "--db", sqlite_db.url, env={"COLUMNS": "200"})
+    _, one, _ = invoke("export", "--db", sqlite_db.url, "--originals", str(lib.originals),
+                       "-p", "Jane Doe", "--out", str(tmp_path / "o"), "--size", "256",
+                       env={"COLUMNS": "200"})  # fmt: skip
+
+    header = next(line for line in table.splitlines() if "Name" in line)
+    assert header.split("┃")[-2].strip() == "Confirmed"  # no nameless, empty last column
+    assert "Jane Doe: 1 face -> 1 image in" in one
+
+
+def test_a_relative_sqlite_path_says_so(tmp_path: Path) -> None:
+    code, _, stderr = invoke("people", "--db", "sqlite:///tmp/nothere/index.db")
+
+    assert code == 1
+    assert stderr.rstrip().endswith(
+        "is relative to " + os.getcwd() + "; an absolute path takes four slashes:"
+        " sqlite:////tmp/nothere/index.db)"
+    )
+
+
+def test_a_bad_flag_value_names_the_flag(library: tuple[Database, Path], tmp_path: Path) -> None:
+    db, originals = library
+
+    code, _, stderr = invoke("export", "--db", db.url, "--originals", str(originals), "-p", "jd",
+                             "--out", str(tmp_path / "o"), "--size", "5")  # fmt: skip
+
+    assert code == 1
+    assert stderr == "error: --size: Input should be greater than or equal to 64\n"

@@ -124,8 +124,16 @@ def test_model_preset_sets_the_size_unless_the_user_did() -> None:
     )
 
 
-def test_invalid_values_name_the_setting() -> None:
+def test_invalid_values_name_the_setting_or_the_flag(tmp_path: Path) -> None:
+    toml = tmp_path / "faceset.toml"
+    toml.write_text("[crop]\nsize = 10\n")
+
     with pytest.raises(
         ConfigError, match=r"^setting crop\.size: Input should be greater than or equal to 64$"
     ):
+        config.load(toml, {}, environ={})
+    # Overrides are the flags the user typed: the message names the flag.
+    with pytest.raises(ConfigError, match=r"^--size: Input should be greater than or equal to 64$"):
         config.load(None, {"crop": {"size": 10}}, environ={})
+    with pytest.raises(ConfigError, match=r"^--class: "):
+        config.load(None, {"export": {"class_word": "two  spaces"}}, environ={})

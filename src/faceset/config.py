@@ -74,9 +74,26 @@ def load(
         config = Config.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        flag = _flag_of(first["loc"], overrides or {})
+        if flag:
+            raise ConfigError(f"{flag}: {message}") from None
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"setting {where}: {first['msg']}") from None
+        raise ConfigError(f"setting {where}: {message}") from None
     return _with_password(_with_sqlite_storage(config), env)
+
+
+# Flags whose names are not the setting's own with dashes.
+FLAG_NAMES = {"class_word": "--class", "for_model": "--for", "json_lines": "--json"}
+
+
+def _flag_of(loc: tuple[int | str, ...], overrides: Mapping[str, Mapping[str, Any]]) -> str:
+    """Return the command-line flag that set the value at ``loc``, or '' when a file or the
+    environment did: the user fixes what they typed, under the name they typed."""
+    if len(loc) < 2 or overrides.get(str(loc[0]), {}).get(str(loc[1])) is None:
+        return ""
+    key = str(loc[1])
+    return FLAG_NAMES.get(key, "--" + key.replace("_", "-"))
 
 
 def _read_toml(path: Path) -> dict[str, dict[str, Any]]:

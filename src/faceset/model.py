@@ -57,6 +57,15 @@ class Box:
         return [round(v, ndigits) for v in (self.left, self.top, self.right, self.bottom)]
 
 
+ROOT_NAMES = {"/": "originals"}
+"""How output files name a library root: PhotoPrism's file_root '/' is the originals folder."""
+
+
+def root_name(root: str) -> str:
+    """Return the name of a library root as a reader of the manifest understands it."""
+    return ROOT_NAMES.get(root, root)
+
+
 @dataclass(frozen=True, slots=True)
 class Face:
     """One face box of one person on one file, as the library recorded it."""

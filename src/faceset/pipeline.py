@@ -16,12 +16,12 @@ from faceset import sources
 from faceset.config import Config
 from faceset.crop import CropJob, CropSettings
 from faceset.crop.pool import crop_all, map_bounded, start_early
-from faceset.errors import ConfigError, PersonNotFound
+from faceset.errors import ConfigError, PersonNotFound, SourceError
 from faceset.export import manifest
 from faceset.export.layouts import LayoutResult, write_layouts
 from faceset.export.report import problem, write_report
 from faceset.export.settings_file import write_settings
-from faceset.model import Face, Outcome, Person, Reason, Status, Summary
+from faceset.model import Face, Outcome, Person, Reason, Status, Summary, root_name
 from faceset.select.config import oldest_allowed
 from faceset.sources import Source
 from faceset.sources.capabilities import HasEmbeddings
@@ -91,6 +91,7 @@ def select(
     source = open_source(config)
     try:
         person = _resolve(source, person_query, config)
+        _require_faces(source, person, config)
         selection = _select(source, person, config, on_start, on_step)
     finally:
         source.close()
@@ -116,6 +117,7 @@ def export(
     selection = None
     try:
         person = _resolve(source, person_query, config)
+        _require_faces(source, person, config)
         settings = config.crop.settings()
         if config.select.best:
             selection = _select(source, person, config, on_start, on_step)
@@ -215,6 +217,24 @@ def _require_originals(config: Config) -> None:
         raise ConfigError(f"no originals folder: pass --originals DIR{hint}")
 
 
+def _require_faces(source: Source, person: Person, config: Config) -> None:
+    """Raise SourceError, saying why, when the library lists no usable face of ``person``:
+    an export of nothing would only leave an empty folder behind."""
+    picks = _picks(config)
+    if source.count_faces(person, **picks):
+        return
+    why = "faces marked invalid or rejected, and faces on deleted, missing or broken files, do not count"
+    if not picks["include_archived"] and source.count_faces(
+        person, **{**picks, "include_archived": True}
+    ):
+        why = "all of them are on archived photos; pass --include-archived to use them"
+    elif picks["confirmed_only"] and source.count_faces(
+        person, include_archived=picks["include_archived"]
+    ):
+        why = "none is confirmed; leave out --confirmed-only to use automatic matches too"
+    raise SourceError(f"no usable faces of {person.name}: {why}")
+
+
 def _picks(config: Config) -> dict[str, bool]:
     return {
         "confirmed_only": config.select.confirmed_only,
@@ -302,7 +322,7 @@ def decision_record(d: Decision) -> dict[str, Any]:
     return {
         "marker_uid": d.face.marker_uid,
         "photo_uid": d.face.photo_uid,
-        "source": {"root": d.face.root, "path": d.face.file_name},
+        "source": {"root": root_name(d.face.root), "path": d.face.file_name},
         "taken_at": d.face.taken_at.isoformat() if d.face.taken_at else None,
         "chosen": d.chosen,
         "reason": d.reason,

@@ -137,3 +137,14 @@ def test_its_toml_reproduces_the_set_from_any_folder_without_the_person(
     assert again.exit_code == 0, again.output
     skip = ("report.json", "faceset.toml")
     assert _tree(elsewhere / "again", skip) == _tree(tmp_path / "out", skip)
+
+
+def test_the_manifest_names_the_originals_folder(sqlite_db: Database, tmp_path: Path) -> None:
+    lib = make_library(sqlite_db.engine, tmp_path / "lib")
+    lib.photo_file("a.jpg", lib.person("Jane Doe"))
+
+    CliRunner().invoke(app, ["export", "--db", sqlite_db.url, "--originals", str(lib.originals),
+                             "-p", "Jane Doe", "--out", str(tmp_path / "o"), "--size", "256"])  # fmt: skip
+
+    [line] = (tmp_path / "o" / "manifest.jsonl").read_text().splitlines()
+    assert json.loads(line)["source"] == {"root": "originals", "path": "a.jpg"}

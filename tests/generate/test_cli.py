@@ -74,7 +74,7 @@ def test_headshots_reads_user_templates_from_the_settings_file(
         (["--preset", "passport"], "error: no preset named 'passport'; presets: linkedin,"),
         (
             ["--width", "100"],
-            "error: setting headshots.width: Value error, must be a multiple of 8\n",
+            "error: --width: must be a multiple of 8\n",
         ),
     ],
 )

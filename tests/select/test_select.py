@@ -392,3 +392,35 @@ def test_every_reason_reads_as_a_sentence_in_the_report() -> None:
 
     assert label("corrupt") == "File is damaged and cannot be decoded"
     assert all(label(r.value) != r.value for r in Reason)
+
+
+def test_without_embeddings_the_warning_does_not_blame_the_library(
+    lib: LibraryFixture, sqlite_db: Database
+) -> None:
+    add(lib, "good.jpg", seed=1, days_ago=3)
+
+    warnings = select(lib, sqlite_db, None, best=30).selection.warnings
+
+    note = next(w for w in warnings if w.startswith("no face embeddings"))
+    assert "PhotoPrism" not in note  # this is a PhotoPrism database; it had none to give
+    assert "pip install 'faceset[identity]'" in note
+
+
+def test_explain_says_what_the_identity_column_means(
+    lib: LibraryFixture, sqlite_db: Database
+) -> None:
+    rng = np.random.default_rng(1)
+    jane = person_centre(1)
+    for i in range(4):
+        add(lib, f"jane{i}.jpg", seed=i, days_ago=40 * i, emb=embedding(jane, rng))
+
+    result = CliRunner().invoke(
+        app, ["select", "--db", sqlite_db.url, "--originals", str(lib.originals), "-p", "Jane Doe",
+              "--explain", "--size", "256", "--face-model", "off"],
+        env={"COLUMNS": "250"},
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "Identity distance" in result.stdout
+    caption = " ".join(result.stdout.split())  # the caption wraps under the table
+    assert "how far the face is from the person's other faces; above" in caption

@@ -69,7 +69,7 @@ def test_faces_are_cropped_from_the_oriented_originals(
     assert result.summary.written == 4
     assert all(upright_face(tmp_path, rec) for rec in records)
     upright = next(r for r in records if r["source"]["path"].endswith("upright.jpg"))
-    assert upright["source"] == {"root": "/", "path": "library/admin/2024/upright.jpg"}
+    assert upright["source"] == {"root": "originals", "path": "library/admin/2024/upright.jpg"}
     assert len(upright["others"]) == 1
 
 
@@ -147,7 +147,7 @@ def test_a_raw_asset_is_cropped_from_its_unedited_preview(
 
     [rec] = manifest(tmp_path)
     assert result.summary.written == 1
-    assert rec["source"] == {"root": "/", "path": preview}
+    assert rec["source"] == {"root": "originals", "path": preview}
     assert upright_face(tmp_path, rec)
 
 

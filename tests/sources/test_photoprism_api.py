@@ -237,7 +237,7 @@ def test_a_failed_download_is_reported_not_fatal(
     if written == 3:
         [problem] = report(tmp_path)["problems"]
         assert problem["reason"] == "missing_file"
-        assert problem["source"] == {"root": "/", "path": "2024/rot6.jpg"}
+        assert problem["source"] == {"root": "originals", "path": "2024/rot6.jpg"}
         assert not list((tmp_path / "cache").rglob("*.part"))
 
 

@@ -215,14 +215,26 @@ def people(
                 )
             )
         return
-    table = Table("Name", "Alias", "UID", "Faces", "Confirmed", "")
-    for p in found:
-        flags = ", ".join(
+    if not found:
+        err_console.print(
+            "the library has no named people: name faces in it first, then run faceset people",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+        return
+    notes = {
+        p.uid: ", ".join(
             f
             for f, on in (("hidden", p.hidden), ("private", p.private), ("excluded", p.excluded))
             if on
         )
-        table.add_row(p.name, p.alias, p.uid, str(p.faces), str(p.confirmed), flags)
+        for p in found
+    }
+    # A notes column only when someone has a note: an empty last column reads as missing data.
+    columns = ["Name", "Alias", "UID", "Faces", "Confirmed"] + (["Notes"] * any(notes.values()))
+    table = Table(*columns)
+    for p in found:
+        row = [p.name, p.alias, p.uid, str(p.faces), str(p.confirmed)]
+        table.add_row(*row, *([notes[p.uid]] if len(columns) > len(row) else []))
     out_console.print(table)
 
 
@@ -367,7 +379,12 @@ def select(
             print(json.dumps(pipeline.decision_record(d), ensure_ascii=False))
         return
     if explain:
-        table = Table("", "Date", "File", "Reason", "Score", "Identity")
+        threshold = result.selection.threshold
+        table = Table(
+            "", "Date", "File", "Reason", "Score", "Identity distance",
+            caption="Identity distance: how far the face is from the person's other faces"
+            + (f"; above {threshold:.2f} it is taken for someone else" if threshold else ""),
+        )  # fmt: skip
         for d in decisions:
             table.add_row(
                 "✓" if d.chosen else "✗",
@@ -383,7 +400,7 @@ def select(
         chosen = counts.pop("chosen", 0)
         left = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in sorted(counts.items()))
         out_console.print(
-            f"{result.person.name}: {len(decisions)} faces -> {chosen} chosen" + (f"; left out: {left}" if left else ""),
+            f"{result.person.name}: {faces(len(decisions))} -> {chosen} chosen" + (f"; left out: {left}" if left else ""),
             highlight=False, markup=False, soft_wrap=True,
         )  # fmt: skip
         for name, path in result.files.items():
@@ -583,7 +600,7 @@ def run_export(
         if result.selection is not None:
             chosen = f" ({len(result.selection.chosen)} chosen of {len(result.selection.decisions)}; see {result.out / 'report.html'})"
         out_console.print(
-            f"{result.person.name}: {s.found} faces{chosen} -> {s.images} images in {result.out}"
+            f"{result.person.name}: {faces(s.found)}{chosen} -> {plural(s.images, 'image')} in {result.out}"
             f" ({s.written} new, {s.kept} kept"
             + (f", {s.removed} removed" if s.removed else "")
             + ")"
@@ -597,6 +614,15 @@ def run_export(
                 highlight=False, markup=False, soft_wrap=True,
             )  # fmt: skip
     return result
+
+
+def plural(n: int, word: str) -> str:
+    """Return "1 face", "2 faces": a count with its noun."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def faces(n: int) -> str:
+    return plural(n, "face")
 
 
 def _outcome_json(outcome: Outcome) -> dict[str, Any]:

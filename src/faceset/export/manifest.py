@@ -19,7 +19,7 @@ from typing import IO, Any
 import orjson
 
 from faceset.crop import CropSettings
-from faceset.model import Box, Face, Outcome
+from faceset.model import Box, Face, Outcome, root_name
 
 MANIFEST = "manifest.jsonl"
 JOURNAL = ".manifest.jsonl.partial"
@@ -83,7 +83,7 @@ def _face_fields(face: Face, split: str) -> dict[str, Any]:
         "photo_uid": face.photo_uid,
         "subject": face.subject_name,
         "subject_uid": face.subject_uid,
-        "source": {"root": face.root, "path": face.file_name},
+        "source": {"root": root_name(face.root), "path": face.file_name},
         "taken_at": face.taken_at.isoformat() if face.taken_at else None,
         "confirmed": face.confirmed,
     }

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from faceset import __version__
-from faceset.model import Outcome, Person, Summary
+from faceset.model import Outcome, Person, Summary, root_name
 
 REPORT = "report.json"
 
@@ -21,7 +21,7 @@ def problem(outcome: Outcome) -> dict[str, Any]:
     return {
         "marker_uid": face.marker_uid,
         "photo_uid": face.photo_uid,
-        "source": {"root": face.root, "path": face.file_name},
+        "source": {"root": root_name(face.root), "path": face.file_name},
         "status": outcome.status.value,
         "reason": outcome.reason.value if outcome.reason else None,
         "detail": outcome.detail,

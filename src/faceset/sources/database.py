@@ -80,10 +80,21 @@ def connect(
     return engine
 
 
+def relative_hint(database: str | None) -> str:
+    """Return, for an SQLite path that is relative, a note that says so and how to write an
+    absolute one; '' for an absolute path. sqlite:///tmp/x.db means ./tmp/x.db."""
+    if not database or Path(database).is_absolute():
+        return ""
+    return (
+        f" ({database} is relative to {Path.cwd()}; an absolute path takes four slashes:"
+        f" sqlite:////{database})"
+    )
+
+
 def _sqlite(url: URL, missing: str) -> Engine:
     path = Path(url.database or "")
     if not url.database or not path.is_file():
-        raise SourceError(missing)
+        raise SourceError(missing + relative_hint(url.database))
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
 
     def open_read_only() -> sqlite3.Connection:
