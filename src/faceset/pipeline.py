@@ -206,8 +206,13 @@ def _picks(config: Config) -> dict[str, bool]:
     }
 
 
+def clock() -> datetime:
+    """Return "now" for a run: recency, --years and the report's date count from it (tests fix it)."""
+    return datetime.now()
+
+
 def _oldest(config: Config) -> datetime | None:
-    return oldest_allowed(config.select, datetime.now())
+    return oldest_allowed(config.select, clock())
 
 
 def _select(
@@ -249,9 +254,7 @@ def _select(
         on_step("problem" if analysis.problem else "measured")
     order = {f.marker_uid: i for i, f in enumerate(faces)}
     analyses.sort(key=lambda a: order[a.face.marker_uid])
-    selection = choose.choose(
-        analyses, config.select, settings.size, settings.face_ratio, datetime.now()
-    )
+    selection = choose.choose(analyses, config.select, settings.size, settings.face_ratio, clock())
     log.info("%s: %d faces -> %d chosen (%s)", person.name, len(faces), len(selection.chosen),
              ", ".join(f"{n} {r}" for r, n in sorted(selection.counts().items()) if r != "chosen"))  # fmt: skip
     for warning in selection.warnings:
@@ -264,7 +267,7 @@ def _write_selection(out: Path, person: Person, selection: Selection) -> dict[st
     from faceset.report.sheet import write_sheet
 
     out.mkdir(parents=True, exist_ok=True)
-    now = datetime.now()
+    now = clock()
     lines = [json.dumps(decision_record(d), ensure_ascii=False) for d in selection.decisions]
     tmp = out / ".selection.jsonl.tmp"
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")

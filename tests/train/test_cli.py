@@ -236,3 +236,38 @@ def test_8bit_adam_without_bitsandbytes_says_what_to_install(sd15_base: Path, ma
     assert stderr.splitlines()[-1] == (
         "error: optimizer adamw8bit needs bitsandbytes: pip install bitsandbytes"
     )
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_train_text_encoder_writes_trained_text_encoder_keys(
+    family: str, sd15_base: Path, sdxl_base: Path, make_dataset, tmp_path: Path
+) -> None:
+    """--train-text-encoder adds LoRA to every CLIP attention projection and trains it."""
+    from safetensors import safe_open
+
+    from faceset.train import kohya_format
+
+    base = sdxl_base if family == "sdxl" else sd15_base
+    out = tmp_path / "lora"
+    code, _, stderr = invoke(
+        make_dataset(), "--base", base, "--for", family, "--out", out, "--steps", "3",
+        "--train-text-encoder", *TINY,
+    )  # fmt: skip
+
+    assert code == 0, stderr
+    prefixes = kohya_format.TEXT_ENCODERS_XL if family == "sdxl" else (kohya_format.TEXT_ENCODER,)
+    with safe_open(out / "jane.safetensors", "pt") as f:  # named after the dataset folder
+        keys = set(f.keys())
+        for prefix in prefixes:
+            ups = sorted(
+                k for k in keys if k.startswith(f"{prefix}_") and k.endswith("lora_up.weight")
+            )
+            # q, k, v and out projections of every layer of the tiny CLIP models (conftest)
+            layers = {k.split("_self_attn_")[0] for k in ups}
+            assert layers, prefix
+            assert len(ups) == 4 * len(layers), prefix
+            assert all(f"{k.removesuffix('.lora_up.weight')}.alpha" in keys for k in ups)
+            trained = [k for k in ups if f.get_tensor(k).abs().sum() > 0]
+            # SDXL conditions on the penultimate layer, so the last layer's adapter gets no
+            # gradient (as in kohya's scripts); every other one must have moved from zero.
+            assert len(trained) >= 4 * (len(layers) - 1), prefix

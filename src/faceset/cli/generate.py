@@ -85,10 +85,10 @@ def _settings(config_file: Path | None, name: str, flags: Mapping[str, Any]) -> 
     )
 
 
-def _require_torch_stack(verbose: bool) -> None:
+def _require_torch_stack(verbose: bool, command: str) -> None:
     from faceset.train import require_extra
 
-    require_extra()
+    require_extra(f"faceset {command}")
     _quiet_libraries(verbose)
 
 
@@ -174,7 +174,7 @@ def headshots(
         "width": width, "height": height, "negative": negative,
     }  # fmt: skip
     settings = _settings(config_file, "headshots", flags).headshots
-    _require_torch_stack(verbose)
+    _require_torch_stack(verbose, "headshots")
     from faceset.generate import headshots as draw
 
     with _bar(not quiet, "drawing") as advance:
@@ -243,7 +243,7 @@ def eval(  # named for the command; shadows the builtin only in this module
     from faceset.evaluate import require
 
     require()  # before torch loads: a missing extra is one line, at once
-    _require_torch_stack(verbose)
+    _require_torch_stack(verbose, "eval")
     from faceset.evaluate import evaluate
 
     with _bar(not quiet, "eval") as advance:
@@ -357,7 +357,7 @@ def run(
             require()
         except FaceModelMissing as e:
             raise FaceModelMissing(f"{e}, or pass --no-eval") from None
-    _require_torch_stack(verbose)
+    _require_torch_stack(verbose, "run")
     from faceset.train import config as train_config
     from faceset.train import train
 

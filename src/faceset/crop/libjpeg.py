@@ -158,6 +158,7 @@ _OUTPUT_MESSAGE = _CALLBACK(_silent)
 
 class _Library:
     def __init__(self, lib: ctypes.CDLL, version: int) -> None:
+        self.name = str(lib._name)
         self.version = version
         self.struct_size = _STRUCT_SIZES[version]
         d = ctypes.POINTER(_Decompress)
@@ -262,6 +263,21 @@ os.register_at_fork(after_in_child=_forget_runner)
 def available() -> bool:
     """Return whether :func:`read_box` can be used in this process."""
     return _lib is not None and _abandoned < MAX_ABANDONED
+
+
+def describe() -> str:
+    """Return which libjpeg-turbo the fast path uses, for bug reports (``faceset doctor``)."""
+    if _lib is None:
+        return "not found: JPEGs decode through Pillow (apt install libjpeg62-turbo)"
+    path = _lib.name
+    if sys.platform == "linux":  # the file really mapped, with the full version in its name
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            for line in maps:
+                mapped = line.split()[-1]
+                if os.path.basename(mapped).startswith(os.path.basename(_lib.name)):
+                    path = mapped
+                    break
+    return f"{path} (ABI {_lib.version})"
 
 
 def read_box(

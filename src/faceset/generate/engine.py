@@ -21,6 +21,7 @@ from PIL import Image
 from faceset import __version__
 from faceset.generate.config import Sampler
 from faceset.generate.lora_file import Family, LoraFile
+from faceset.train.adapters import load_lora_file
 from faceset.train.base_model import load_base
 from faceset.train.errors import OutOfMemory
 
@@ -125,7 +126,7 @@ class Engine:
             self.pipeline.delete_adapters(ADAPTER)
             self.lora, self._weight = None, None
         if lora is not None:
-            self.pipeline.load_lora_weights(str(lora.path), adapter_name=ADAPTER)
+            load_lora_file(self.pipeline, lora.path, ADAPTER)
             self.lora = lora
 
     def render(

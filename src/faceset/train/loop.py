@@ -38,6 +38,7 @@ from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
 from faceset.train import checkpoints, kohya_format, samples
+from faceset.train.adapters import add_lora
 from faceset.train.base_model import PIPELINES, Base, load_base
 from faceset.train.cache import Cache, build_cache, encode_text
 from faceset.train.config import (
@@ -124,7 +125,7 @@ def _train(
     trained: dict[str, Any] = {"unet": unet}
     if cfg.train_text_encoder:
         for name, encoder in zip(_TEXT_ENCODER_NAMES, base.text_encoders, strict=False):
-            encoder.add_adapter(LoraConfig(**lora_config, target_modules=TEXT_ENCODER_TARGETS))
+            add_lora(encoder, LoraConfig(**lora_config, target_modules=TEXT_ENCODER_TARGETS))
             trained[name] = encoder
     if weight_dtype != torch.float32:
         # Trainable LoRA weights stay float32 under fp16/bf16 base weights, or the fp16
@@ -134,7 +135,11 @@ def _train(
         unet.enable_gradient_checkpointing()
         for name, module in trained.items():
             if name != "unet":
-                module.gradient_checkpointing_enable()
+                # Non-reentrant checkpointing passes gradients to the LoRA weights inside a
+                # checkpointed layer even though the frozen embeddings' outputs need none.
+                module.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs={"use_reentrant": False}
+                )
 
     # 4. Cache what does not change between steps.
     cache = build_cache(
