@@ -147,11 +147,13 @@ def test_for_must_match_the_base_model(sd15_base: Path, sdxl_base: Path, make_da
 
     assert sd15_as_sdxl[::2] == (
         1,
-        f"error: base model {sd15_base} is SD 1.5, not SDXL; pass --for sd15\n",
+        f"error: base model {sd15_base} is SD 1.5, not SDXL; pass --for sd15 (or leave --for"
+        " out)\n",
     )
     assert sdxl_as_sd15[::2] == (
         1,
-        f"error: base model {sdxl_base} is SDXL, not SD 1.5; pass --for sdxl\n",
+        f"error: base model {sdxl_base} is SDXL, not SD 1.5; pass --for sdxl (or leave --for"
+        " out)\n",
     )
 
 
@@ -215,11 +217,19 @@ def test_out_of_memory_names_the_flag_to_lower(
     )
 
 
-def test_base_and_for_are_required_for_a_new_run(make_dataset) -> None:
+def test_base_is_required_for_a_new_run(make_dataset) -> None:
     code, _, stderr = invoke(make_dataset())
 
     assert code == 1
-    assert stderr == "error: --base and --for are required (or --resume a run in --out)\n"
+    assert stderr == "error: --base is required (or --resume a run in --out)\n"
+
+
+def test_a_model_whose_family_cannot_be_told_needs_for(make_dataset) -> None:
+    code, _, stderr = invoke(make_dataset(), "--base", "someone/some-model")
+
+    assert code == 1
+    assert stderr.startswith("error: cannot tell which model family someone/some-model is: pass")
+    assert "flux2-klein, zimage, zimage-turbo, qwen-image, flux1" in stderr
 
 
 def test_8bit_adam_without_bitsandbytes_says_what_to_install(sd15_base: Path, make_dataset) -> None:

@@ -35,14 +35,9 @@ from faceset.cli.library import (
     _remote,
     run_export,
 )
-from faceset.cli.train import _local, _quiet_libraries
+from faceset.cli.train import Family, _local, _quiet_libraries
 from faceset.cli.train import _progress as train_progress
 from faceset.errors import ConfigError
-
-
-class Family(StrEnum):
-    sd15 = "sd15"
-    sdxl = "sdxl"
 
 
 class SamplerName(StrEnum):
@@ -68,9 +63,7 @@ Base = Annotated[
         "--base",
     ),
 ]
-ForFamily = Annotated[
-    Family | None, _opt("What the base model is: sd15 or sdxl (default: the LoRA's).", "--for")
-]
+ForFamily = Annotated[Family | None, _opt("What the base model is (default: the LoRA's).", "--for")]
 Subject = Annotated[
     str | None,
     _opt('Trigger and class, e.g. "ohwx man" (default: from the LoRA\'s metadata).', "--subject"),
@@ -293,11 +286,18 @@ def run(
             "--base", help="Base model: a diffusers folder, a .safetensors file or a model id."
         ),
     ],
-    family: Annotated[Family, typer.Option("--for", help="What the base model is: sd15 or sdxl.")],
     out: Annotated[
         Path,
         typer.Option("--out", "-o", help="Folder for the dataset, model/, eval/ and headshots/."),
     ],
+    family: Annotated[
+        Family | None,
+        typer.Option(
+            "--for",
+            help="What the base model is (default: read from the model's files).",
+            show_default=False,
+        ),
+    ] = None,
     best: Annotated[int, typer.Option("--best", help="Faces to train on.")] = 30,
     trigger: Annotated[
         str | None, _opt("Rare token naming the person (default: ohwx).", "--trigger")
@@ -360,7 +360,10 @@ def run(
     _require_torch_stack(verbose, "run")
     from faceset.train import config as train_config
     from faceset.train import train
+    from faceset.train.detect import family_for
 
+    # Before the export: a base model of an unknown or other family is one line, at once.
+    family_name: Any = family_for(_local(base) or base, family.value if family else None)
     out = out.resolve()
     cfg = _load(
         config_file,
@@ -372,7 +375,7 @@ def run(
             ),
             "select": {"best": best},
             "export": {
-                "out": out, "for_model": family.value, "trigger": trigger, "class_word": class_word,
+                "out": out, "for_model": family_name, "trigger": trigger, "class_word": class_word,
             },
         },
     )  # fmt: skip
@@ -384,7 +387,7 @@ def run(
 
     flags = {"steps": steps, "save_every": save_every, "resolution": resolution}
     train_cfg = train_config.make(
-        {"dataset": out, "base": _local(base) or base, "family": family.value, "out": out / "model"}
+        {"dataset": out, "base": _local(base) or base, "family": family_name, "out": out / "model"}
         | {k: v for k, v in flags.items() if v is not None}
     )
     with train_progress(enabled=not quiet) as on_step:
@@ -394,7 +397,7 @@ def run(
 
     from faceset.generate.engine import Engine
 
-    engine = Engine(train_cfg.base, family.value)
+    engine = Engine(train_cfg.base, family_name)
     lora = trained.lora
     if not no_eval:
         from faceset.evaluate import evaluate
@@ -413,7 +416,7 @@ def run(
 
     with _bar(not quiet, "drawing") as advance:
         shot = draw(
-            lora, shots, base=train_cfg.base, family=family.value, out=out / "headshots",
+            lora, shots, base=train_cfg.base, family=family_name, out=out / "headshots",
             engine=engine, on_image=lambda d: advance("", d.done, d.total),
         )  # fmt: skip
     if not quiet:

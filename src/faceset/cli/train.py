@@ -31,6 +31,16 @@ from faceset.train.report import OnStep, Step
 class Family(StrEnum):
     sd15 = "sd15"
     sdxl = "sdxl"
+    flux2_klein = "flux2-klein"
+    zimage = "zimage"
+    zimage_turbo = "zimage-turbo"
+    qwen_image = "qwen-image"
+    flux1 = "flux1"
+
+
+class Network(StrEnum):
+    lora = "lora"
+    lokr = "lokr"
 
 
 class Precision(StrEnum):
@@ -64,19 +74,36 @@ def train(
         str | None,
         _opt("Base model: a diffusers folder, a .safetensors checkpoint, or a model id.", "--base"),
     ] = None,
-    family: Annotated[Family | None, _opt("What the base model is: sd15 or sdxl.", "--for")] = None,
+    family: Annotated[
+        Family | None,
+        _opt("What the base model is (default: read from the model's files).", "--for"),
+    ] = None,
+    adapter: Annotated[
+        Path | None,
+        _opt("Z-Image Turbo's training adapter (.safetensors), merged for training.", "--adapter"),
+    ] = None,
+    network: Annotated[
+        Network | None, _opt("lora, or lokr for klein and Z-Image (default: lora).", "--network")
+    ] = None,
     out: Annotated[
         Path | None, _opt("Output folder (default: DATASET/model).", "--out", "-o")
     ] = None,
     name: Annotated[
         str | None, _opt("LoRA file name (default: the dataset folder's name).", "--name")
     ] = None,
-    steps: Annotated[int | None, _opt("Optimiser steps (default: 1500).", "--steps")] = None,
-    rank: Annotated[int | None, _opt("LoRA rank (default: 16).", "--rank")] = None,
-    alpha: Annotated[
-        float | None, _opt("LoRA alpha; weights scale by alpha/rank (default: 16).", "--alpha")
+    steps: Annotated[
+        int | None, _opt("Optimiser steps (default: the family's, 1500-2000).", "--steps")
     ] = None,
-    lr: Annotated[float | None, _opt("UNet learning rate (default: 1e-4).", "--lr")] = None,
+    rank: Annotated[
+        int | None, _opt("LoRA rank (default: 16 SD and FLUX.1, 32 the others).", "--rank")
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        _opt("LoRA alpha; weights scale by alpha/rank (default: the rank).", "--alpha"),
+    ] = None,
+    lr: Annotated[
+        float | None, _opt("Learning rate of the UNet/transformer (default: 1e-4).", "--lr")
+    ] = None,
     train_text_encoder: Annotated[
         bool | None,
         _opt("Also train the text encoder(s) (default: off).", "--train-text-encoder"),
@@ -90,7 +117,7 @@ def train(
     resolution: Annotated[
         int | None,
         _opt(
-            "Training side in px (default: dataset.toml's, else 512 sd15 / 1024 sdxl).",
+            "Training side in px (default: dataset.toml's, else 512 sd15 / 1024 the others).",
             "--resolution",
         ),
     ] = None,
@@ -163,6 +190,8 @@ def train(
     overrides = {
         "base": _local(base),
         "family": family.value if family else None,
+        "adapter": adapter.resolve() if adapter else None,
+        "network": network.value if network else None,
         "name": name,
         "steps": steps,
         "rank": rank,
@@ -190,8 +219,8 @@ def train(
     if resume:
         cfg = checkpoints.resume_config(out_dir, {"dataset": dataset, "out": out_dir, **given})
     else:
-        if base is None or family is None:
-            raise ConfigError("--base and --for are required (or --resume a run in --out)")
+        if base is None:
+            raise ConfigError("--base is required (or --resume a run in --out)")
         cfg = config.make({"dataset": dataset, "out": out_dir, **given})
     with _progress(enabled=not quiet) as on_step:
         result = loop.train(cfg, resume=resume, on_step=on_step)

@@ -131,7 +131,7 @@ def evaluate(
     # 2. What to compare.
     if settings.base_model_row:
         candidates = [Candidate(BASE_LABEL, None, None), *candidates]
-    from faceset.generate.engine import DEFAULT_GUIDANCE, DEFAULT_SIZE, Request
+    from faceset.generate.engine import DEFAULT_GUIDANCE, DEFAULT_SIZE, Request, sampler_for_family
 
     size = settings.resolution or first.resolution or DEFAULT_SIZE[family]
     guidance = DEFAULT_GUIDANCE[family] if settings.guidance is None else settings.guidance
@@ -161,7 +161,7 @@ def evaluate(
                     guidance=guidance,
                     width=size,
                     height=size,
-                    sampler=settings.sampler,
+                    sampler=sampler_for_family(family, settings.sampler),
                     lora_weight=settings.lora_weight,
                 )
                 image = renderer.render(request)

@@ -21,6 +21,7 @@ from PIL import Image
 from faceset import __version__
 from faceset.generate.config import Sampler
 from faceset.generate.lora_file import Family, LoraFile
+from faceset.train import families
 from faceset.train.adapters import load_lora_file
 from faceset.train.base_model import load_base
 from faceset.train.errors import OutOfMemory
@@ -29,8 +30,9 @@ log = logging.getLogger(__name__)
 
 ADAPTER = "faceset"
 """The name the LoRA is loaded under (diffusers/peft adapters are named)."""
-DEFAULT_GUIDANCE: dict[str, float] = {"sd15": 7.0, "sdxl": 6.0}
-DEFAULT_SIZE: dict[str, int] = {"sd15": 512, "sdxl": 1024}
+DEFAULT_GUIDANCE: dict[str, float] = {i.name: i.guidance for i in families.CATALOG}
+"""Each family's own guidance (real CFG, true CFG or FLUX.1's embedded guidance)."""
+DEFAULT_SIZE: dict[str, int] = {i.name: i.resolution for i in families.CATALOG}
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -69,6 +71,12 @@ def scheduler_for(sampler: Sampler, base_config: Mapping[str, Any]) -> Any:
     return getattr(diffusers, str(config["_class_name"])).from_config(config)
 
 
+def sampler_for_family(family: str, sampler: Sampler) -> Sampler:
+    """Return the sampler to draw ``family`` with: the A1111 samplers are SD's; the
+    flow-matching transformers always use their own scheduler (``model``)."""
+    return sampler if family in families.SD_FAMILIES else "model"
+
+
 def pick_device(device: str | None = None, dtype: str | None = None) -> tuple[str, str]:
     """Return (device, dtype name): the GPU in bf16 (else fp16) when there is one, else the CPU
     in float32, unless asked for."""
@@ -104,8 +112,13 @@ class Engine:
         self.base = base
         self.family = family
         self.device, self.dtype = pick_device(device, dtype)
-        loaded = load_base(base, family)
-        self.pipeline = loaded.pipeline
+        self.flow = None if family in families.SD_FAMILIES else families.flow_family(family)
+        if self.flow is not None:
+            from faceset.train.flow import load_pipeline
+
+            self.pipeline = load_pipeline(base, self.flow, torch.float32)
+        else:
+            self.pipeline = load_base(base, family).pipeline
         if self.dtype == "float32":
             self.pipeline.to(self.device)  # load_base loads float32: no cast, no cast warnings
         else:
@@ -145,13 +158,22 @@ class Engine:
         generator = torch.Generator("cpu").manual_seed(request.seed)
         try:
             with torch.inference_mode():
+                if self.flow is None:
+                    inputs: dict[str, Any] = {
+                        "prompt": request.prompt,
+                        "negative_prompt": request.negative_prompt or None,
+                        "guidance_scale": request.guidance,
+                    }
+                else:  # the family's text inputs and its own guidance argument
+                    inputs = self.flow.draw_inputs(
+                        pipe, request.prompt, request.negative_prompt, request.guidance,
+                        torch.device(self.device),
+                    )  # fmt: skip
                 result = pipe(
-                    prompt=request.prompt,
-                    negative_prompt=request.negative_prompt or None,
+                    **inputs,
                     height=request.height,
                     width=request.width,
                     num_inference_steps=request.steps,
-                    guidance_scale=request.guidance,
                     generator=generator,
                 )
         except torch.OutOfMemoryError as e:

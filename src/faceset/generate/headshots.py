@@ -85,7 +85,15 @@ def headshots(
             ' folder in its metadata); pass --subject "ohwx man"'
         )
     preset = resolve_preset(settings.preset, settings.templates)
-    from faceset.generate.engine import DEFAULT_GUIDANCE, DEFAULT_SIZE, Engine, Request
+    from faceset.generate.engine import (
+        DEFAULT_GUIDANCE,
+        DEFAULT_SIZE,
+        Engine,
+        Request,
+        sampler_for_family,
+    )
+
+    sampler = sampler_for_family(family, settings.sampler)
 
     size = info.resolution or DEFAULT_SIZE[family]
     width, height = settings.width or size, settings.height or size
@@ -99,7 +107,7 @@ def headshots(
     log.info(
         "drawing %d %s headshots of %r with %s (weight %g), %dx%d, %d steps, %s",
         settings.count, preset.name, subject, info.path.name, settings.lora_weight,
-        width, height, settings.steps, settings.sampler,
+        width, height, settings.steps, sampler,
     )  # fmt: skip
     images: list[Image.Image] = []  # tiles for the contact sheet, not full images
     paths: list[Path] = []
@@ -113,7 +121,7 @@ def headshots(
             guidance=guidance,
             width=width,
             height=height,
-            sampler=settings.sampler,
+            sampler=sampler,
             lora_weight=settings.lora_weight,
         )
         image = engine.render(request)
