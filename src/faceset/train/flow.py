@@ -17,9 +17,10 @@ numbers come from (seed, step) alone, so a resumed run equals an uninterrupted o
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -324,7 +325,7 @@ class Run:
             device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
         )
         try:
-            with torch.no_grad(), autocast:
+            with torch.no_grad(), autocast, _without_training_adapter(pipe, cfg.adapter):
                 for i, inputs in enumerate(cache.sample_inputs):
                     generator = torch.Generator("cpu").manual_seed(cfg.sample_seed + i)
                     result = pipe(
@@ -356,6 +357,23 @@ def _merge_training_adapter(pipe: Any, adapter: Path) -> None:
     pipe.fuse_lora(adapter_names=["assistant"], lora_scale=1.0)
     pipe.unload_lora_weights()
     log.info("merged the training adapter %s", adapter)
+
+
+@contextlib.contextmanager
+def _without_training_adapter(pipe: Any, adapter: Path | None) -> Iterator[None]:
+    """Draw as the user will: the training adapter, merged into the base, is taken out again
+    by loading it beside the person's LoRA at weight -1 (ai-toolkit's ``invert_assistant_lora``,
+    reference section 2.1), so samples show Turbo with the LoRA, at Turbo's settings."""
+    if adapter is None:
+        yield
+        return
+    pipe.load_lora_weights(str(adapter), adapter_name="assistant")
+    pipe.set_adapters(["default", "assistant"], adapter_weights=[1.0, -1.0])
+    try:
+        yield
+    finally:
+        pipe.delete_adapters("assistant")
+        pipe.transformer.set_adapters(["default"], weights=[1.0])
 
 
 def _to_cpu(inputs: dict[str, Any]) -> dict[str, Any]:
