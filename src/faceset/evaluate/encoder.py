@@ -48,32 +48,42 @@ class FoundFace:
     """Detector confidence, 0-1."""
 
 
-def largest_face(image: Image.Image) -> FoundFace | None:
-    """Return the largest face yuface finds in ``image`` with its embedding; None if none.
-
-    The largest, because a headshot or a training crop is framed on its person: another face
-    in it is smaller (crops move other people out of the window).
-    """
+def face_boxes(image: Image.Image) -> list[tuple[Box, float]]:
+    """Return every face yuface finds in ``image``: (box in pixels, confidence 0-1), largest first."""
     import yuface
 
     _one_detector_thread()
     pixels = np.ascontiguousarray(np.asarray(image.convert("RGB")))
     scores, boxes, _ = yuface.detect(np.ascontiguousarray(pixels[:, :, ::-1]))  # yuface wants BGR
-    if len(boxes) == 0:
-        return None
     # yuface returns int16 boxes: widen before multiplying, or a large face overflows.
-    areas = [int(w) * int(h) for _, _, w, h in boxes]
-    best = int(np.argmax(areas))
-    x, y, w, h = (float(v) for v in boxes[best])
-    box = Box(x, y, x + w, y + h)
+    found = [
+        (Box(float(x), float(y), float(x) + float(w), float(y) + float(h)), float(s) / 100)
+        for (x, y, w, h), s in zip(boxes, scores, strict=True)
+    ]
+    return sorted(found, key=lambda f: -f[0].width * f[0].height)
+
+
+def largest_face(
+    image: Image.Image, boxes: list[tuple[Box, float]] | None = None
+) -> FoundFace | None:
+    """Return the largest face yuface finds in ``image`` with its embedding; None if none.
+
+    The largest, because a headshot or a training crop is framed on its person: another face
+    in it is smaller (crops move other people out of the window). ``boxes``: what
+    :func:`face_boxes` returned for ``image``, to save detecting again.
+    """
+    if boxes is None:
+        boxes = face_boxes(image)
+    if not boxes:
+        return None
+    box, score = boxes[0]
+    pixels = np.ascontiguousarray(np.asarray(image.convert("RGB")))
     # describe() detects again and keeps the detection at this box (IoU 1): the same face, with
     # the landmarks the embedding is aligned by.
     described = face_model.describe(pixels, box)
     if not described.found or described.embedding is None:
         return None
-    return FoundFace(
-        np.asarray(described.embedding, dtype=np.float64), box, float(scores[best]) / 100
-    )
+    return FoundFace(np.asarray(described.embedding, dtype=np.float64), box, score)
 
 
 @cache

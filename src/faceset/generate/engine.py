@@ -33,6 +33,18 @@ ADAPTER = "faceset"
 DEFAULT_GUIDANCE: dict[str, float] = {i.name: i.guidance for i in families.CATALOG}
 """Each family's own guidance (real CFG, true CFG or FLUX.1's embedded guidance)."""
 DEFAULT_SIZE: dict[str, int] = {i.name: i.resolution for i in families.CATALOG}
+IMG2IMG: dict[str, str] = {
+    "sd15": "StableDiffusionImg2ImgPipeline",
+    "sdxl": "StableDiffusionXLImg2ImgPipeline",
+    # diffusers 0.42 has no klein img2img; its inpaint pipeline with an all-white mask is one
+    # (every latent is noised to the strength and redrawn).
+    "flux2-klein": "Flux2KleinInpaintPipeline",
+    "zimage": "ZImageImg2ImgPipeline",
+    "zimage-turbo": "ZImageImg2ImgPipeline",
+    "qwen-image": "QwenImageImg2ImgPipeline",
+    "flux1": "FluxImg2ImgPipeline",
+}
+"""Each family's image-to-image pipeline: it shares the loaded components (``from_pipe``)."""
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -129,6 +141,7 @@ class Engine:
         )
         self.lora: LoraFile | None = None
         self._weight: float | None = None
+        self._img2img: Any = None
         log.info("drawing on %s in %s", self.device, self.dtype)
 
     def use_lora(self, lora: LoraFile | None) -> None:
@@ -183,6 +196,73 @@ class Engine:
             ) from e
         image: Image.Image = result.images[0]
         return image.convert("RGB")
+
+    def _draw(
+        self,
+        pipe: Any,
+        request: Request,
+        scheduler_config: Mapping[str, Any] | None,
+        extra: Mapping[str, Any],
+    ) -> Image.Image:
+        """:meth:`render`'s drawing, with ``extra`` pipeline keywords, on ``pipe``."""
+        if self.lora is not None and self._weight != request.lora_weight:
+            # The adapters live on the shared denoiser: this weights the img2img pipeline too.
+            self.pipeline.set_adapters([ADAPTER], adapter_weights=[request.lora_weight])
+            self._weight = request.lora_weight
+        config = self.scheduler_config if scheduler_config is None else scheduler_config
+        pipe.scheduler = scheduler_for(request.sampler, config)
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        try:
+            with torch.inference_mode():
+                if self.flow is None:
+                    inputs: dict[str, Any] = {
+                        "prompt": request.prompt,
+                        "negative_prompt": request.negative_prompt or None,
+                        "guidance_scale": request.guidance,
+                    }
+                else:  # the family's text inputs and its own guidance argument
+                    inputs = self.flow.draw_inputs(
+                        self.pipeline, request.prompt, request.negative_prompt, request.guidance,
+                        torch.device(self.device),
+                    )  # fmt: skip
+                result = pipe(
+                    **inputs,
+                    **extra,
+                    height=request.height,
+                    width=request.width,
+                    num_inference_steps=request.steps,
+                    generator=generator,
+                )
+        except torch.OutOfMemoryError as e:
+            raise OutOfMemory(
+                f"out of GPU memory drawing {request.width}x{request.height} images;"
+                " lower --width/--height"
+            ) from e
+        image: Image.Image = result.images[0]
+        return image.convert("RGB")
+
+    def img2img(
+        self,
+        request: Request,
+        image: Image.Image,
+        strength: float,
+        scheduler_config: Mapping[str, Any] | None = None,
+    ) -> Image.Image:
+        """Return ``image`` redrawn by ``request`` (its size: ``request.width`` x ``height``) at
+        denoising ``strength`` (0: unchanged, 1: drawn anew), with the current LoRA.
+
+        The family's image-to-image pipeline shares this engine's components, so nothing loads
+        again; noise comes from a CPU generator seeded with ``request.seed``, as in :meth:`render`.
+        """
+        if image.size != (request.width, request.height):
+            raise ValueError(f"image is {image.size}, request {request.width}x{request.height}")
+        if self._img2img is None:
+            self._img2img = getattr(diffusers, IMG2IMG[self.family]).from_pipe(self.pipeline)
+            self._img2img.set_progress_bar_config(disable=True)
+        extra: dict[str, Any] = {"image": image.convert("RGB"), "strength": strength}
+        if self.family == "flux2-klein":
+            extra["mask_image"] = Image.new("L", image.size, 255)
+        return self._draw(self._img2img, request, scheduler_config, extra)
 
     def record(self, request: Request) -> dict[str, Any]:
         """Return the JSON-ready record that lets :func:`redraw` make the same image again."""
