@@ -48,19 +48,15 @@ class FoundFace:
     """Detector confidence, 0-1."""
 
 
+DETECT_SIDE = 640
+"""Images are looked at with their long side at most this many pixels. yuface finds no face in
+a 1024 px headshot (it warns above 960 px), and dlib aligns every face to 150 px anyway."""
+
+
 def face_boxes(image: Image.Image) -> list[tuple[Box, float]]:
     """Return every face yuface finds in ``image``: (box in pixels, confidence 0-1), largest first."""
-    import yuface
-
-    _one_detector_thread()
-    pixels = np.ascontiguousarray(np.asarray(image.convert("RGB")))
-    scores, boxes, _ = yuface.detect(np.ascontiguousarray(pixels[:, :, ::-1]))  # yuface wants BGR
-    # yuface returns int16 boxes: widen before multiplying, or a large face overflows.
-    found = [
-        (Box(float(x), float(y), float(x) + float(w), float(y) + float(h)), float(s) / 100)
-        for (x, y, w, h), s in zip(boxes, scores, strict=True)
-    ]
-    return sorted(found, key=lambda f: -f[0].width * f[0].height)
+    pixels, scale = _pixels(image)
+    return [(_scaled(box, 1 / scale), score) for box, score in _detect(pixels)]
 
 
 def largest_face(
@@ -72,18 +68,48 @@ def largest_face(
     in it is smaller (crops move other people out of the window). ``boxes``: what
     :func:`face_boxes` returned for ``image``, to save detecting again.
     """
-    if boxes is None:
-        boxes = face_boxes(image)
-    if not boxes:
+    pixels, scale = _pixels(image)
+    found = _detect(pixels) if boxes is None else [(_scaled(b, scale), s) for b, s in boxes]
+    if not found:
         return None
-    box, score = boxes[0]
-    pixels = np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    box, score = found[0]
     # describe() detects again and keeps the detection at this box (IoU 1): the same face, with
     # the landmarks the embedding is aligned by.
     described = face_model.describe(pixels, box)
     if not described.found or described.embedding is None:
         return None
-    return FoundFace(np.asarray(described.embedding, dtype=np.float64), box, score)
+    return FoundFace(
+        np.asarray(described.embedding, dtype=np.float64), _scaled(box, 1 / scale), score
+    )
+
+
+def _pixels(image: Image.Image) -> tuple[np.ndarray, float]:
+    """Return RGB pixels of ``image`` with the long side at most DETECT_SIDE, and the scale."""
+    rgb = image.convert("RGB")
+    scale = min(1.0, DETECT_SIDE / max(rgb.size))
+    if scale < 1.0:
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        rgb = rgb.resize(size, Image.Resampling.LANCZOS)
+    return np.ascontiguousarray(np.asarray(rgb)), scale
+
+
+def _detect(pixels: np.ndarray) -> list[tuple[Box, float]]:
+    import yuface
+
+    _one_detector_thread()
+    scores, boxes, _ = yuface.detect(np.ascontiguousarray(pixels[:, :, ::-1]))  # yuface wants BGR
+    # yuface returns int16 boxes: widen before multiplying, or a large face overflows.
+    found = [
+        (Box(float(x), float(y), float(x) + float(w), float(y) + float(h)), float(s) / 100)
+        for (x, y, w, h), s in zip(boxes, scores, strict=True)
+    ]
+    return sorted(found, key=lambda f: -f[0].width * f[0].height)
+
+
+def _scaled(box: Box, scale: float) -> Box:
+    if scale == 1.0:
+        return box
+    return Box(box.left * scale, box.top * scale, box.right * scale, box.bottom * scale)
 
 
 @cache

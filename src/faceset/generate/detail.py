@@ -70,7 +70,9 @@ def feather_mask(side: int, inner: float = INNER) -> np.ndarray:
     return np.asarray(t * t * (3.0 - 2.0 * t))
 
 
-def paste(image: Image.Image, patch: Image.Image, square: Square, inner: float = INNER) -> Image.Image:
+def paste(
+    image: Image.Image, patch: Image.Image, square: Square, inner: float = INNER
+) -> Image.Image:
     """Return ``image`` with ``patch`` (resized to the square if needed) blended into ``square``
     through :func:`feather_mask`; pixels where the mask is 0 keep their exact values."""
     if patch.size != (square.side, square.side):

@@ -78,9 +78,9 @@ def upscale(
     weights = np.zeros((height, width, 1))
     for i, (left, top, right, bottom) in enumerate(tiles(size, tile, overlap)):
         redrawn = redraw(big.crop((left, top, right, bottom)), i)
-        weight = np.outer(
-            _ramp(top, bottom, height, overlap), _ramp(left, right, width, overlap)
-        )[:, :, None]
+        weight = np.outer(_ramp(top, bottom, height, overlap), _ramp(left, right, width, overlap))[
+            :, :, None
+        ]
         total[top:bottom, left:right] += np.asarray(redrawn.convert("RGB"), np.float64) * weight
         weights[top:bottom, left:right] += weight
     pixels = np.clip(np.rint(total / weights), 0, 255).astype(np.uint8)
