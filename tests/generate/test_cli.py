@@ -183,5 +183,12 @@ def test_run_goes_from_a_library_to_headshots_with_an_identity_report(
     assert shot["lora"]["path"] == str(out / "model" / "eileen.safetensors")  # no pick: final
     assert "eval.html:" in stdout
     assert "headshots with eileen.safetensors" in stdout
+    # Ranked against the export's real photos, found through training_config.json's dataset;
+    # a tiny model draws no face, so none is kept, each with its reason, on the page.
+    assert f"0 kept, most like the person first: {out / 'headshots' / 'best'}" in stdout
+    assert f"page: {out / 'headshots' / 'headshots.html'}" in stdout
+    page = (out / "headshots" / "headshots.html").read_text()
+    assert "held-out photos" in page
+    assert shot["verdict"] == {"kept": False, "rank": None, "reason": "no_face"}
     with Image.open(out / "headshots" / "linkedin-001-seed0.png") as image:
         assert image.size == (64, 64)

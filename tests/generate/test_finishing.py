@@ -9,6 +9,7 @@ upscale sizes and bit-exact redraws.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import shutil
 import subprocess
@@ -23,8 +24,7 @@ pytest.importorskip("torch", reason="the train extra is not installed: pip insta
 
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from faceset.generate import HeadshotsConfig, headshots, read_records, redraw
-from faceset.generate import detail, rank, upscale
+from faceset.generate import HeadshotsConfig, detail, headshots, rank, read_records, redraw, upscale
 from faceset.generate.engine import Engine, Request, request_of
 from faceset.generate.headshots import apply_detail, apply_upscale, image_size
 from faceset.model import Box
@@ -236,7 +236,7 @@ def test_upscale_sizes_reach_2048_px_and_tiles_cover_the_image_with_overlap() ->
         covered[top:bottom, left:right] = True
     assert covered.all()
     xs = sorted({t[0] for t in tiles})
-    assert all(b - a <= 1024 - 256 for a, b in zip(xs, xs[1:], strict=False))
+    assert all(b - a <= 1024 - 256 for a, b in itertools.pairwise(xs))
 
 
 def test_tiles_redrawn_unchanged_blend_back_to_the_plain_enlargement() -> None:
@@ -284,7 +284,8 @@ def test_headshots_keep_the_person_detailed_and_upscaled_best_first_and_reject_t
     second = json.loads(result.best[1].with_suffix(".json").read_text())
     assert first["likeness"]["upscale"]["likeness"] >= second["likeness"]["upscale"]["likeness"]
     assert first["verdict"] == {"kept": True, "rank": 1, "reason": None}
-    assert first["detail"]["applied"] and first["upscale"]["applied"]
+    assert first["detail"]["applied"]
+    assert first["upscale"]["applied"]
     assert set(first["likeness"]) == {"base", "detail", "upscale"}
     with Image.open(result.best[0]) as jpeg:
         assert (jpeg.format, jpeg.size, jpeg.mode) == ("JPEG", (512, 512), "RGB")
@@ -300,7 +301,8 @@ def test_headshots_keep_the_person_detailed_and_upscaled_best_first_and_reject_t
     assert text.index("linkedin-001-seed0") < text.index("linkedin-002-seed1")
     assert text.index("linkedin-005-seed4") < text.index("other_person")
     assert text.count("before the detail pass") == 2
-    assert "src='data:image/jpeg;base64," in text and "src='file" not in text
+    assert "src='data:image/jpeg;base64," in text
+    assert "src='file" not in text
     # A rejected image is drawn, detailed and recorded, but not upscaled.
     records = {r["image"]: r for r in read_records(result.out)}
     assert records["linkedin-002-seed1.png"]["upscale"]["applied"] is False

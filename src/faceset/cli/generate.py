@@ -40,6 +40,10 @@ from faceset.cli.train import _progress as train_progress
 from faceset.errors import ConfigError
 
 
+RUN_KEEP = 6
+"""Headshots faceset run keeps unless told (``--keep``, ``[headshots] best``)."""
+
+
 class SamplerName(StrEnum):
     dpmpp_2m_karras = "dpmpp_2m_karras"
     euler_a = "euler_a"
@@ -151,20 +155,53 @@ def headshots(
     negative: Annotated[
         str | None, _opt("Negative prompt (default: the preset's).", "--negative")
     ] = None,
+    detail: Annotated[
+        bool | None,
+        _opt(
+            "Redraw each face at the model's native resolution (default: on; needs"
+            " faceset[identity]).",
+            "--detail/--no-detail",
+        ),
+    ] = None,
+    upscale: Annotated[
+        float | None,
+        _opt(
+            "Enlarge the kept headshots this many times, to at least 2048 px, with the base"
+            " model (default: no upscale).",
+            "--upscale",
+        ),
+    ] = None,
+    best: Annotated[
+        int | None,
+        _opt(
+            "Keep the N most like the person's real photos (default: all that show them).",
+            "--best",
+        ),
+    ] = None,
+    photos: Annotated[
+        Path | None,
+        _opt(
+            "The export folder with the person's real photos (faces/, holdout/) to rank by"
+            " (default: the LoRA's training dataset).",
+            "--photos",
+        ),
+    ] = None,
     subject: Subject = None,
     config_file: ConfigFile = None,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Draw professional headshots of the person with their LoRA; each image with its record.
+    """Draw professional headshots of the person with their LoRA, face-detailed and ranked by
+    likeness to their real photos; each image with its record, and headshots.html.
 
-    Example: faceset headshots --lora jane/model/jane.safetensors --preset studio -n 8
+    Example: faceset headshots --lora jane/model/jane.safetensors --preset linkedin -n 24 --best 6 --upscale 2
     """
     setup_logging(verbose, quiet)
     flags = {
         "preset": preset, "count": count, "seed": seed, "steps": steps, "guidance": guidance,
         "lora_weight": lora_weight, "sampler": sampler.value if sampler else None,
-        "width": width, "height": height, "negative": negative,
+        "width": width, "height": height, "negative": negative, "detail": detail,
+        "upscale": upscale, "best": best,
     }  # fmt: skip
     settings = _settings(config_file, "headshots", flags).headshots
     _require_torch_stack(verbose, "headshots")
@@ -178,13 +215,29 @@ def headshots(
             family=family.value if family else None,
             subject=subject,
             out=out,
+            photos=photos,
             on_image=lambda d: advance("", d.done, d.total),
         )
     if not quiet:
         _print(
-            f"{len(result.images)} {result.preset} headshots: {result.out}\n"
-            f"contact sheet: {result.sheet}\nrecords: {result.out / 'images.jsonl'}"
+            f"{len(result.images)} {result.preset} headshots drawn: {result.out}\n"
+            f"{_kept(result)}\ncontact sheet: {result.sheet}\n"
+            f"records: {result.out / 'images.jsonl'}"
         )
+
+
+def _kept(result: Any) -> str:
+    """Return where the kept headshots and the page are, and how many were set aside."""
+    folder = result.best[0].parent if result.best else result.out / "best"
+    reasons: dict[str, int] = {}
+    for reason in result.rejected.values():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    aside = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+    return (
+        f"{len(result.best)} kept, most like the person first: {folder}"
+        + (f" (not kept: {aside})" if aside else "")
+        + f"\npage: {result.page}"
+    )
 
 
 @command
@@ -315,6 +368,14 @@ def run(
     ] = None,
     preset: Annotated[str | None, _opt("Headshot preset (default: linkedin).", "--preset")] = None,
     count: Annotated[int | None, _opt("Headshots to draw (default: 16).", "-n", "--count")] = None,
+    keep: Annotated[
+        int | None,
+        _opt("Headshots to keep, the most like the person (default: 6).", "--keep"),
+    ] = None,
+    upscale: Annotated[
+        float | None,
+        _opt("Enlarge the kept headshots, to at least 2048 px (default: no).", "--upscale"),
+    ] = None,
     no_eval: Annotated[
         bool,
         typer.Option(
@@ -347,8 +408,14 @@ def run(
     Example: faceset run --person "Jane Doe" --base stable-diffusion-v1-5/stable-diffusion-v1-5 --for sd15 --db sqlite:///storage/index.db --originals originals --out jane
     """
     setup_logging(verbose, quiet)
-    chosen = _settings(config_file, "headshots", {"preset": preset, "count": count})
+    chosen = _settings(
+        config_file,
+        "headshots",
+        {"preset": preset, "count": count, "best": keep, "upscale": upscale},
+    )
     shots, evaluation = chosen.headshots, chosen.eval
+    if shots.best is None and not no_eval:
+        shots = shots.model_copy(update={"best": min(RUN_KEEP, shots.count)})
     if not no_eval:
         from faceset.evaluate import FaceModelMissing, require
 
@@ -421,5 +488,6 @@ def run(
         )  # fmt: skip
     if not quiet:
         _print(
-            f"{len(shot.images)} headshots with {lora.name}: {shot.out}\ncontact sheet: {shot.sheet}"
+            f"{len(shot.images)} headshots with {lora.name}: {shot.out}\n{_kept(shot)}\n"
+            f"contact sheet: {shot.sheet}"
         )
