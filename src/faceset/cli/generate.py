@@ -39,7 +39,6 @@ from faceset.cli.train import Family, _local, _quiet_libraries
 from faceset.cli.train import _progress as train_progress
 from faceset.errors import ConfigError
 
-
 RUN_KEEP = 6
 """Headshots faceset run keeps unless told (``--keep``, ``[headshots] best``)."""
 
