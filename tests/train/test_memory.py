@@ -47,9 +47,9 @@ def test_plenty_of_memory_keeps_the_model_in_bf16_with_the_text_encoder_on_the_g
     found = memory.plan(memory.SIZES["flux2-klein-4b"], 48, resolution=1024, rank=32, cuda=True,
                         bitsandbytes=True)  # fmt: skip
 
-    assert (found.quantize, found.offload, found.text_encoder) == ("none", "none", "gpu")
+    assert (found.quantize, found.offload, found.text_encoder) == ("none", "none", "bf16")
     assert found.optimizer == "adamw8bit"
-    assert found.describe().startswith("transformer bf16, no offload, text encoder gpu")
+    assert found.describe().startswith("transformer bf16, no offload, text encoder bf16")
 
 
 def test_klein_4b_in_8_gib_stores_fp8_and_caches_text_in_int8() -> None:
@@ -65,7 +65,7 @@ def test_the_cpu_never_gets_cuda_only_choices_and_overrides_win() -> None:
     on_cpu = memory.plan(size, 8, resolution=1024, rank=32, cuda=False, bitsandbytes=True)
     forced = memory.plan(
         size, 8, resolution=1024, rank=32, cuda=True, bitsandbytes=True,
-        overrides=memory.Overrides(quantize="fp8", gradient_checkpointing=False, text_encoder="gpu"),
+        overrides=memory.Overrides(quantize="fp8", gradient_checkpointing=False, text_encoder="bf16"),
     )  # fmt: skip
 
     assert on_cpu.quantize != "nf4"
@@ -74,7 +74,7 @@ def test_the_cpu_never_gets_cuda_only_choices_and_overrides_win() -> None:
     assert (forced.quantize, forced.gradient_checkpointing, forced.text_encoder) == (
         "fp8",
         False,
-        "gpu",
+        "bf16",
     )
     assert not forced.fits  # 20 GB of fp8 weights do not fit 8 GiB: said, not hidden
 
@@ -83,7 +83,7 @@ def test_no_budget_plans_bf16_and_predicts_anyway() -> None:
     found = memory.plan(memory.SIZES["zimage"], None, resolution=1024, rank=32, cuda=True,
                         bitsandbytes=False)  # fmt: skip
 
-    assert (found.quantize, found.offload, found.text_encoder) == ("none", "none", "gpu")
+    assert (found.quantize, found.offload, found.text_encoder) == ("none", "none", "bf16")
     assert found.fits
     assert found.training_gib > 12
 

@@ -149,31 +149,14 @@ class Run:
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
-        # 3. The adapter.
-        transformer = pipe.transformer
+        # 3. The adapter, on the transformer held as planned.
         if held.quantize == "nf4":
-            transformer = pipe.transformer = quantization.nf4_transformer(cfg.base, transformer)
-        if held.quantize == "int8":
-            quantization.int8_weights(transformer)
-        if held.offload == "none":
-            transformer.to(device)
-        targets = self.family.target_modules(transformer)
-        if cfg.network == "lokr":
-            add_lora(transformer, LoKrConfig(r=cfg.rank, alpha=cfg.alpha, target_modules=targets))
-        else:
-            transformer.add_adapter(LoraConfig(
-                r=cfg.rank, lora_alpha=cfg.alpha, init_lora_weights="gaussian",
-                target_modules=targets,
-            ))  # fmt: skip
-        if self.dtype != torch.float32:
-            # Trainable weights stay float32 under bf16/fp16 base weights (diffusers#6514).
-            cast_training_params([transformer], dtype=torch.float32)
-        if held.quantize == "fp8":
-            quantization.fp8_storage(transformer, compute=self.dtype)
-        if held.offload == "block":
-            quantization.block_offload(transformer, device)
-        if cfg.gradient_checkpointing:
-            transformer.enable_gradient_checkpointing()
+            pipe.transformer = quantization.nf4_transformer(cfg.base, pipe.transformer)
+        transformer = pipe.transformer
+        hold_and_adapt(
+            transformer, self.family, held, device, self.dtype,
+            network=cfg.network, rank=cfg.rank, alpha=cfg.alpha,
+        )  # fmt: skip
 
         # 4. Optimiser, schedule, accelerate, resume.
         optimizer, optimizer_name = make_optimizer(
@@ -409,6 +392,41 @@ class Run:
         samples.contact_sheet(images).save(path)
         log.info("samples %s", path)
         return path
+
+
+def hold_and_adapt(
+    transformer: Any,
+    family: FlowFamily,
+    held: memory.MemoryPlan,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    network: str,
+    rank: int,
+    alpha: float,
+) -> None:
+    """Hold the frozen ``transformer`` as ``held`` says and add the trainable adapter, in place
+    (shared with ``bench/train.py``, which times exactly this)."""
+    if held.quantize == "int8":
+        quantization.int8_weights(transformer)
+    if held.offload == "none":
+        transformer.to(device)
+    targets = family.target_modules(transformer)
+    if network == "lokr":
+        add_lora(transformer, LoKrConfig(r=rank, alpha=alpha, target_modules=targets))
+    else:
+        transformer.add_adapter(LoraConfig(
+            r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=targets,
+        ))  # fmt: skip
+    if dtype != torch.float32:
+        # Trainable weights stay float32 under bf16/fp16 base weights (diffusers#6514).
+        cast_training_params([transformer], dtype=torch.float32)
+    if held.quantize == "fp8":
+        quantization.fp8_storage(transformer, compute=dtype)
+    if held.offload == "block":
+        quantization.block_offload(transformer, device)
+    if held.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
 
 
 def model_size(pipe: Any, family: FlowFamily) -> memory.ModelSize:

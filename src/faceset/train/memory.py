@@ -17,7 +17,7 @@ from typing import Literal
 
 Quantize = Literal["none", "fp8", "int8", "nf4"]
 Offload = Literal["none", "block"]
-TextEncoderMode = Literal["gpu", "int8", "cpu"]
+TextEncoderMode = Literal["bf16", "int8", "cpu"]
 Vram = Literal["auto", "8", "12", "16", "24", "48"]
 
 GIB = 1024**3
@@ -138,7 +138,7 @@ def predict(
     batch_size: int = 1,
 ) -> tuple[float, float]:
     """Return the predicted (caching, training) peaks in GiB."""
-    te_bytes = {"gpu": 2.0, "int8": 1.0, "cpu": 0.0}[text_encoder]
+    te_bytes = {"bf16": 2.0, "int8": 1.0, "cpu": 0.0}[text_encoder]
     caching = size.text_encoder * te_bytes + size.vae * 2 + 0.5 * GIB
     weights = size.transformer * WEIGHT_BYTES[quantize]
     if offload == "block":
@@ -194,10 +194,10 @@ def plan(
             if overrides.quantize in (None, q) and overrides.offload in (None, o)
         ] or [(overrides.quantize or "none", overrides.offload or "none")]
     encoders: list[TextEncoderMode] = (
-        [overrides.text_encoder] if overrides.text_encoder else ["gpu", "int8", "cpu"]
+        [overrides.text_encoder] if overrides.text_encoder else ["bf16", "int8", "cpu"]
     )
     if budget_gib is None and overrides.text_encoder is None:
-        encoders = ["gpu"]
+        encoders = ["bf16"]
     best: MemoryPlan | None = None
     for quantize, offload in holds:
         for text_encoder in encoders:

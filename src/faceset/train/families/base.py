@@ -42,9 +42,7 @@ class FlowFamily(ABC):
     def load(self, path: str | Path, dtype: torch.dtype) -> Any:
         """Return the pipeline of the diffusers folder or model id ``path``, offline if local."""
         local = Path(str(path)).exists()
-        return self.pipeline_class.from_pretrained(
-            str(path), torch_dtype=dtype, local_files_only=local
-        )
+        return self.pipeline_class.from_pretrained(str(path), dtype=dtype, local_files_only=local)
 
     def target_modules(self, transformer: torch.nn.Module) -> list[str]:
         """Return the full names of the linear layers the LoRA adapts: those whose name ends
