@@ -135,6 +135,8 @@ def evaluate(
 
     size = settings.resolution or first.resolution or DEFAULT_SIZE[family]
     guidance = DEFAULT_GUIDANCE[family] if settings.guidance is None else settings.guidance
+    # The report shows what was used: the transformer families draw with their own scheduler.
+    settings = settings.model_copy(update={"sampler": sampler_for_family(family, settings.sampler)})
     negative = NEGATIVE if settings.negative is None else settings.negative
     if renderer is None:
         from faceset.generate.engine import Engine
@@ -161,7 +163,7 @@ def evaluate(
                     guidance=guidance,
                     width=size,
                     height=size,
-                    sampler=sampler_for_family(family, settings.sampler),
+                    sampler=settings.sampler,
                     lora_weight=settings.lora_weight,
                 )
                 image = renderer.render(request)
