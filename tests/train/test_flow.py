@@ -275,3 +275,42 @@ def test_sample_sheets_are_drawn_from_cached_embeddings_after_the_text_encoder_i
         assert sheet.size == (128, 64)
         left, right = sheet.crop((0, 0, 64, 64)), sheet.crop((64, 0, 128, 64))
         assert left.tobytes() != right.tobytes()  # two prompts, two seeds
+
+
+# ComfyUI's key maps for transformer. LoRA keys (reference section 4.2: comfy/utils.py
+# flux_to_diffusers and z_image_to_diffusers; Qwen-Image's native names are diffusers'),
+# as patterns of the diffusers module names each family's LoRA may adapt.
+COMFYUI_MAPPED = {
+    "flux2-klein": (
+        r"transformer_blocks\.\d+\.attn\.(to_[qkv]|to_out\.0|add_[qkv]_proj|to_add_out)",
+        r"transformer_blocks\.\d+\.ff(_context)?\.linear_(in|out)",
+        r"single_transformer_blocks\.\d+\.attn\.(to_qkv_mlp_proj|to_out)",
+        r"(x_embedder|context_embedder|proj_out)",
+    ),
+    "flux1": (
+        r"transformer_blocks\.\d+\.attn\.(to_[qkv]|to_out\.0|add_[qkv]_proj|to_add_out)",
+        r"transformer_blocks\.\d+\.(ff|ff_context)\.net\.(0\.proj|2)",
+        r"single_transformer_blocks\.\d+\.(attn\.to_[qkv]|proj_mlp|proj_out|norm\.linear)",
+        r"(x_embedder|context_embedder|proj_out)",
+    ),
+    "zimage": (
+        r"(layers|noise_refiner|context_refiner)\.\d+\.attention\.(to_[qkv]|to_out\.0)",
+        r"(layers|noise_refiner|context_refiner)\.\d+\.(feed_forward\.w[123]|adaLN_modulation\.0)",
+    ),
+    "qwen-image": (r".+",),  # identity: every module name is its native name
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_module_the_lora_adapts_has_a_comfyui_name(family: str, dit_bases) -> None:
+    import re
+
+    impl = families.flow_family(family)
+    transformer = impl.load(dit_bases(family), torch.float32).transformer
+    patterns = [re.compile(p) for p in COMFYUI_MAPPED[family]]
+
+    targets = impl.target_modules(transformer)
+
+    assert targets
+    unmapped = [t for t in targets if not any(p.fullmatch(t) for p in patterns)]
+    assert not unmapped, f"ComfyUI would skip these keys of the file: {unmapped}"
