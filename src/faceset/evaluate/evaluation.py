@@ -23,7 +23,7 @@ from faceset.evaluate import encoder, metrics
 from faceset.evaluate.candidates import Candidate, find_candidates
 from faceset.evaluate.config import EvalConfig
 from faceset.evaluate.photos import ExportFolderError, RealPhotos, read_export
-from faceset.generate.lora_file import Family, LoraError, base_of
+from faceset.generate.lora_file import Family, LoraError, base_of, trained_vram
 from faceset.generate.prompts import NEGATIVE, fill
 from faceset.generate.sheet import save_png
 
@@ -141,7 +141,7 @@ def evaluate(
     if renderer is None:
         from faceset.generate.engine import Engine
 
-        renderer = Engine(base, family)
+        renderer = Engine(base, family, vram=settings.vram or trained_vram(first))
 
     # 3-4. Draw, embed, score.
     rows: list[Row] = []

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from faceset.generate.config import HeadshotsConfig
-from faceset.generate.lora_file import Family, LoraError, LoraFile, base_of, read_lora
+from faceset.generate.lora_file import (
+    Family,
+    LoraError,
+    LoraFile,
+    base_of,
+    read_lora,
+    trained_vram,
+)
 from faceset.generate.prompts import resolve_preset
 from faceset.generate.sheet import TILE, contact_sheet, save_png
 
@@ -101,7 +108,7 @@ def headshots(
     negative = preset.negative if settings.negative is None else settings.negative
     out = (out or info.path.parent / "headshots").resolve()
     if engine is None:
-        engine = Engine(base, family)
+        engine = Engine(base, family, vram=settings.vram or trained_vram(info))
     engine.use_lora(info)
     previous = _recorded_images(out)
     log.info(

@@ -21,7 +21,7 @@ import contextlib
 import copy
 import importlib.util
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,7 +49,7 @@ from faceset.train.cache import load_example
 from faceset.train.config import RunConfig
 from faceset.train.dataset import Dataset
 from faceset.train.errors import BaseModelError
-from faceset.train.families.base import Conditioning, FlowFamily
+from faceset.train.families.base import Conditioning, FlowFamily, to_device
 from faceset.train.loop import (
     batch_indices,
     log_summary,
@@ -283,9 +283,9 @@ class Run:
             for caption in dict.fromkeys(captions):
                 text[caption] = family.encode_prompt(pipe, caption, text_device)
             sample_inputs = [
-                _to_cpu(family.draw_inputs(
+                to_device(family.draw_inputs(
                     pipe, prompt, cfg.sample_negative, cfg.sample_guidance, text_device
-                ))
+                ), "cpu")
                 for prompt in (cfg.sample_prompts if cfg.sample_every else ())
             ]  # fmt: skip
         return FlowCache(
@@ -377,7 +377,7 @@ class Run:
                 for i, inputs in enumerate(cache.sample_inputs):
                     generator = torch.Generator("cpu").manual_seed(cfg.sample_seed + i)
                     result = pipe(
-                        **_to_device(inputs, device),
+                        **to_device(inputs, device),
                         height=cfg.resolution,
                         width=cfg.resolution,
                         num_inference_steps=cfg.sample_steps,
@@ -483,19 +483,3 @@ def _without_training_adapter(pipe: Any, adapter: Path | None) -> Iterator[None]
     finally:
         pipe.delete_adapters("assistant")
         pipe.transformer.set_adapters(["default"], weights=[1.0])
-
-
-def _to_cpu(inputs: dict[str, Any]) -> dict[str, Any]:
-    return {k: _map(v, lambda t: t.cpu()) for k, v in inputs.items()}
-
-
-def _to_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: _map(v, lambda t: t.to(device)) for k, v in inputs.items()}
-
-
-def _map(value: Any, fn: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return fn(value)
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [_map(v, fn) for v in value]
-    return value
