@@ -16,6 +16,7 @@ from rich.logging import RichHandler
 
 from faceset import __version__
 from faceset.errors import FacesetError
+from faceset.redaction import RedactingFilter, redact_text
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -43,7 +44,9 @@ def command(fn: Callable[P, T]) -> Callable[P, T]:
         try:
             return fn(*args, **kwargs)
         except FacesetError as e:
-            err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+            err_console.print(
+                f"error: {redact_text(str(e))}", markup=False, highlight=False, soft_wrap=True
+            )
             raise typer.Exit(1) from e
 
     app.command()(run)
@@ -54,6 +57,7 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
     """Send log records to stderr through Rich: -v for debug, -q for warnings only."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+    handler.addFilter(RedactingFilter())  # no password or token reaches a terminal or a log file
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
 
 

@@ -20,6 +20,7 @@ import orjson
 
 from faceset.crop import CropSettings
 from faceset.model import Box, Face, Outcome
+from faceset.redaction import redact_text
 
 MANIFEST = "manifest.jsonl"
 JOURNAL = ".manifest.jsonl.partial"
@@ -124,7 +125,10 @@ def read_records(out: Path) -> dict[str, dict[str, Any]]:
 def line(rec: dict[str, Any]) -> bytes:
     """Return ``rec`` as one UTF-8 JSON line of the manifest."""
     # orjson: json.dumps of 100,000 records is a tenth of a large library's re-run (bench/plan.py).
-    return orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
+    data = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
+    text = data.decode("utf-8")
+    cleaned = redact_text(text)
+    return data if cleaned is text or cleaned == text else cleaned.encode("utf-8")
 
 
 class Journal:

@@ -23,6 +23,7 @@ from PIL import Image
 from faceset import __version__
 from faceset.generate.config import Sampler
 from faceset.generate.lora_file import Family, LoraFile
+from faceset.redaction import redact
 from faceset.train import families
 from faceset.train.adapters import load_lora_file
 from faceset.train.base_model import load_base
@@ -244,28 +245,31 @@ class Engine:
     def record(self, request: Request) -> dict[str, Any]:
         """Return the JSON-ready record that lets :func:`redraw` make the same image again."""
         lora = self.lora
-        return {
-            **asdict(request),
-            "scheduler": {
-                "class": type(scheduler_for(request.sampler, self.scheduler_config)).__name__,
-                "base_config": _json_safe(self.scheduler_config),
-            },
-            "lora": None
-            if lora is None
-            else {
-                "path": str(lora.path.resolve()),
-                "sha256": lora.sha256,
-                "name": lora.name,
-                "step": lora.step,
-                "subject": lora.subject,
-            },
-            "base": self.base,
-            "family": self.family,
-            "device": self.device,
-            "dtype": self.dtype,
-            "generator": "torch.Generator('cpu').manual_seed(seed), initial latents drawn on CPU",
-            "versions": _versions(),
-        }
+        record: dict[str, Any] = redact(
+            {
+                **asdict(request),
+                "scheduler": {
+                    "class": type(scheduler_for(request.sampler, self.scheduler_config)).__name__,
+                    "base_config": _json_safe(self.scheduler_config),
+                },
+                "lora": None
+                if lora is None
+                else {
+                    "path": str(lora.path.resolve()),
+                    "sha256": lora.sha256,
+                    "name": lora.name,
+                    "step": lora.step,
+                    "subject": lora.subject,
+                },
+                "base": self.base,
+                "family": self.family,
+                "device": self.device,
+                "dtype": self.dtype,
+                "generator": "torch.Generator('cpu').manual_seed(seed), initial latents drawn on CPU",
+                "versions": _versions(),
+            }
+        )
+        return record
 
 
 def request_of(record: Mapping[str, Any]) -> Request:
