@@ -331,7 +331,11 @@ def _crop_faces(
                 detail = f"taken {face.taken_at:%Y-%m-%d}, before {oldest:%Y-%m-%d}"
                 finish(Outcome(face, Status.SKIPPED, reason=Reason.TOO_OLD, detail=detail), key)
                 continue
-            image = manifest.image_name(face, split)
+            try:
+                image = manifest.image_name(face, split)
+            except UnsafePath as e:
+                finish(Outcome(face, Status.SKIPPED, reason=Reason.UNSAFE_PATH, detail=str(e)), key)
+                continue
             old = previous.get(face.marker_uid)
             if old and old.get("key") == key and old.get("image") in present:
                 # The old record is replaced by the new one: one copy in memory, not two.

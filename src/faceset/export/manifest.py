@@ -11,6 +11,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
@@ -21,6 +22,7 @@ import orjson
 from faceset.crop import CropSettings
 from faceset.model import Box, Face, Outcome
 from faceset.redaction import redact_text
+from faceset.sources.roots import UnsafePath
 
 MANIFEST = "manifest.jsonl"
 JOURNAL = ".manifest.jsonl.partial"
@@ -28,10 +30,20 @@ IMAGES = "faces"
 HOLDOUT = "holdout"
 """Folder and split name of faces kept out of training to measure likeness."""
 TRAIN = "train"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+"""What a UID may be to name a file: every library's UIDs are (PhotoPrism's, Immich's UUIDs,
+digiKam's ids, the XMP source's digests); no separator, no leading dot, no control character."""
 
 
 def image_name(face: Face, split: str = TRAIN) -> str:
-    """Return the output path of a face's image, relative to the output folder; stable."""
+    """Return the output path of a face's image, relative to the output folder; stable.
+
+    Raises UnsafePath for a UID that could not be a plain file name: the index is data, and
+    ``../../evil`` must never become a path (the face is skipped as ``unsafe_path``).
+    """
+    for what, uid in (("photo", face.photo_uid), ("marker", face.marker_uid)):
+        if not _SAFE_NAME.fullmatch(uid):
+            raise UnsafePath(f"{what} uid {uid!r} is not a plain file name")
     folder = HOLDOUT if split == HOLDOUT else IMAGES
     return f"{folder}/{face.photo_uid}-{face.marker_uid}.jpg"
 

@@ -1,0 +1,52 @@
+"""Hostile and broken libraries: what an index holds is data, never a path or a crash."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from faceset.cli import app
+from factories import Database, make_library
+
+runner = CliRunner()
+
+
+def test_uids_that_would_leave_the_output_folder_are_skipped_as_unsafe_paths(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    jane = lib.person("Jane Doe")
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        lib.photo_file(name, jane)
+    with sqlite_db.engine.begin() as conn:
+        photo_ids = [r[0] for r in conn.execute(sa.text("SELECT id FROM photos ORDER BY id"))]
+        conn.execute(sa.text("UPDATE photos SET photo_uid = '../../../evil' WHERE id = :i"),
+                     {"i": photo_ids[0]})  # fmt: skip
+        file_uid = conn.execute(
+            sa.text("SELECT file_uid FROM files WHERE photo_id = :i"), {"i": photo_ids[1]}
+        ).scalar_one()
+        conn.execute(sa.text("UPDATE markers SET marker_uid = 'x/../../../../evil' WHERE file_uid = :f"),
+                     {"f": file_uid})  # fmt: skip
+    out = tmp_path / "deep" / "er" / "out"
+    before = set(tmp_path.rglob("*"))
+
+    result = runner.invoke(app, ["export", "--db", sqlite_db.url, "--originals",
+                                 str(lib.originals), "-p", "Jane Doe", "--out", str(out),
+                                 "--size", "256", "--layout", "none"])  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    written_outside = [
+        p for p in set(tmp_path.rglob("*")) - before
+        if out not in p.parents and p != out and p not in out.parents
+    ]  # fmt: skip
+    assert written_outside == []
+    assert not any("evil" in name for _, _, files in os.walk(tmp_path) for name in files)
+    import json
+
+    report = json.loads((out / "report.json").read_text())
+    reasons = sorted(p["reason"] for p in report["problems"])
+    assert reasons == ["unsafe_path", "unsafe_path"]
+    assert report["counts"]["written"] == 1
