@@ -50,3 +50,31 @@ def test_uids_that_would_leave_the_output_folder_are_skipped_as_unsafe_paths(
     reasons = sorted(p["reason"] for p in report["problems"])
     assert reasons == ["unsafe_path", "unsafe_path"]
     assert report["counts"]["written"] == 1
+
+
+def test_a_box_with_a_missing_or_non_numeric_coordinate_is_a_bad_box(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import json
+
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    jane = lib.person("Jane Doe")
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        lib.photo_file(name, jane)
+    with sqlite_db.engine.begin() as conn:
+        uids = [r[0] for r in conn.execute(sa.text("SELECT marker_uid FROM markers ORDER BY marker_uid"))]
+        conn.execute(sa.text("UPDATE markers SET x = NULL WHERE marker_uid = :u"), {"u": uids[0]})
+        conn.execute(sa.text("UPDATE markers SET y = 'abc' WHERE marker_uid = :u"), {"u": uids[1]})
+    out = tmp_path / "out"
+
+    result = runner.invoke(app, ["export", "--db", sqlite_db.url, "--originals",
+                                 str(lib.originals), "-p", "Jane Doe", "--out", str(out),
+                                 "--size", "256", "--layout", "none"])  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    bad = {p["marker_uid"]: (p["reason"], p["detail"]) for p in report["problems"]}
+    assert bad == {
+        uid: ("bad_box", "the box has a missing or non-numeric coordinate") for uid in uids[:2]
+    }
+    assert report["counts"]["written"] == 1

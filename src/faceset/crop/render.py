@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,9 @@ def _frame(job: CropJob, photo: Photo) -> Framed | Outcome:
         warnings.append(
             f"indexed as {face.file_width}x{face.file_height}, decodes as {width}x{height}"
         )
+    rel = face.box
+    if not all(map(math.isfinite, (rel.x, rel.y, rel.w, rel.h))):
+        return _problem(face, Reason.BAD_BOX, "the box has a missing or non-numeric coordinate")
     if not geometry.is_usable(face.box):
         return _problem(face, Reason.BAD_BOX, f"box {face.box} lies outside the photo")
     aspect = max(width, height) / min(width, height)
