@@ -62,7 +62,10 @@ def test_a_box_with_a_missing_or_non_numeric_coordinate_is_a_bad_box(
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         lib.photo_file(name, jane)
     with sqlite_db.engine.begin() as conn:
-        uids = [r[0] for r in conn.execute(sa.text("SELECT marker_uid FROM markers ORDER BY marker_uid"))]
+        uids = [
+            r[0]
+            for r in conn.execute(sa.text("SELECT marker_uid FROM markers ORDER BY marker_uid"))
+        ]
         conn.execute(sa.text("UPDATE markers SET x = NULL WHERE marker_uid = :u"), {"u": uids[0]})
         conn.execute(sa.text("UPDATE markers SET y = 'abc' WHERE marker_uid = :u"), {"u": uids[1]})
     out = tmp_path / "out"
@@ -78,3 +81,62 @@ def test_a_box_with_a_missing_or_non_numeric_coordinate_is_a_bad_box(
         uid: ("bad_box", "the box has a missing or non-numeric coordinate") for uid in uids[:2]
     }
     assert report["counts"]["written"] == 1
+
+
+def _jane(sqlite_db: Database, tmp_path: Path) -> Path:
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    jane = lib.person("Jane Doe")
+    lib.photo_file("a.jpg", jane)
+    return lib.originals
+
+
+def test_a_second_export_into_a_held_folder_stops_in_one_line(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    originals, out = _jane(sqlite_db, tmp_path), tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, time; from pathlib import Path; from faceset.export.claim import claim_output\n"
+            "with claim_output(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)"
+        ), str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+
+        result = runner.invoke(app, ["export", "--db", sqlite_db.url, "--originals",
+                                     str(originals), "-p", "Jane Doe", "--out", str(out)])  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: another faceset run (pid {holder.pid}, started ")
+    assert result.stderr.endswith(
+        f") is writing to {out}; wait for it to finish or pass another --out\n"
+    )
+    assert not (out / "faces").exists()
+    again = runner.invoke(app, ["export", "--db", sqlite_db.url, "--originals", str(originals),
+                                "-p", "Jane Doe", "--out", str(out), "--size", "256"])  # fmt: skip
+    assert again.exit_code == 0, again.stderr  # the lock went with the killed process
+
+
+def test_an_unusable_out_is_one_line_naming_it(sqlite_db: Database, tmp_path: Path) -> None:
+    originals = _jane(sqlite_db, tmp_path)
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    args = ["export", "--db", sqlite_db.url, "--originals", str(originals), "-p", "Jane Doe"]
+
+    is_file = runner.invoke(app, [*args, "--out", str(a_file)])
+    under_file = runner.invoke(app, [*args, "--out", str(a_file / "out")])
+
+    assert (is_file.exit_code, is_file.stderr) == (
+        1, f"error: --out {a_file} is a file, not a folder; pass a folder\n"
+    )  # fmt: skip
+    assert under_file.exit_code == 1
+    assert under_file.stderr.startswith(f"error: cannot write to --out {a_file / 'out'}: ")
+    assert under_file.stderr.count("\n") == 1

@@ -18,6 +18,7 @@ from faceset.crop import CropJob, CropSettings
 from faceset.crop.pool import crop_all, map_bounded, start_early
 from faceset.errors import ConfigError
 from faceset.export import manifest
+from faceset.export.claim import claim_output
 from faceset.export.layouts import LayoutResult, write_layouts
 from faceset.export.report import problem, write_report
 from faceset.export.settings_file import write_settings
@@ -124,12 +125,36 @@ def export(
             splits = {}
             faces = source.faces(person, **_picks(config))
             on_start(source.count_faces(person, **_picks(config)), "cropping")
-        with _few_collections():
-            summary, problems, records = _crop_faces(
-                source, faces, out, settings, config, on_outcome, _oldest(config), splits
+        # One run at a time writes into ``out``: held from the first image to the report.
+        with claim_output(out):
+            with _few_collections():
+                summary, problems, records = _crop_faces(
+                    source, faces, out, settings, config, on_outcome, _oldest(config), splits
+                )
+            source.close()  # the library is done with; the rest is the output folder's
+            layouts, report = _write_outputs(
+                out, config, person, summary, problems, records, selection
             )
     finally:
         source.close()
+    log.info(
+        "%s: %d faces -> %d images (%d new), %d skipped, %d failed",
+        person.name, summary.found, summary.images, summary.written,
+        sum(summary.skipped.values()), sum(summary.failed.values()),
+    )  # fmt: skip
+    return ExportResult(person, out, summary, report, problems, selection, layouts)
+
+
+def _write_outputs(
+    out: Path,
+    config: Config,
+    person: Person,
+    summary: Summary,
+    problems: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    selection: Selection | None,
+) -> tuple[LayoutResult | None, Path]:
+    """Write the trainer layouts, faceset.toml, the selection report and report.json."""
     layouts = None
     extra: dict[str, Any] = {}
     if config.export.layout != "none":
@@ -141,12 +166,7 @@ def export(
         extra["selection"] = selection.counts()
         _write_selection(out, person, selection)
     report = write_report(out, person, summary, problems, config.model_dump(mode="json"), extra)
-    log.info(
-        "%s: %d faces -> %d images (%d new), %d skipped, %d failed",
-        person.name, summary.found, summary.images, summary.written,
-        sum(summary.skipped.values()), sum(summary.failed.values()),
-    )  # fmt: skip
-    return ExportResult(person, out, summary, report, problems, selection, layouts)
+    return layouts, report
 
 
 @contextlib.contextmanager
