@@ -140,3 +140,32 @@ def test_an_unusable_out_is_one_line_naming_it(sqlite_db: Database, tmp_path: Pa
     assert under_file.exit_code == 1
     assert under_file.stderr.startswith(f"error: cannot write to --out {a_file / 'out'}: ")
     assert under_file.stderr.count("\n") == 1
+
+
+def test_a_nul_byte_in_a_file_name_is_that_face_s_problem_not_the_run_s(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import json
+
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    jane = lib.person("Jane Doe")
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        lib.photo_file(name, jane)
+    with sqlite_db.engine.begin() as conn:
+        names = [
+            r[0] for r in conn.execute(sa.text("SELECT file_name FROM files ORDER BY file_name"))
+        ]
+        conn.execute(sa.text("UPDATE files SET file_name = :n WHERE file_name = :o"),
+                     {"n": "a\x00.jpg", "o": names[0]})  # fmt: skip
+    out = tmp_path / "out"
+
+    result = runner.invoke(app, ["export", "--db", sqlite_db.url, "--originals",
+                                 str(lib.originals), "-p", "Jane Doe", "--out", str(out),
+                                 "--size", "256", "--layout", "none"])  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert [p["reason"] for p in report["problems"]] == ["error"]
+    assert "null byte" in report["problems"][0]["detail"]
+    assert report["counts"]["written"] == 2
+    assert (out / "manifest.jsonl").is_file()

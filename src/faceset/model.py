@@ -111,6 +111,8 @@ class Reason(StrEnum):
     UNREADABLE = "unreadable"
     CORRUPT = "corrupt"
     ERROR = "error"
+    CRASHED = "crashed"
+    """The face's worker process died (a decoder crash, the OOM killer) when it ran alone."""
     CROWDED = "crowded"
     TOO_OLD = "too_old"
 
@@ -119,7 +121,9 @@ class Reason(StrEnum):
         return self in _FAILURES
 
 
-_FAILURES = frozenset({Reason.MISSING_FILE, Reason.UNREADABLE, Reason.CORRUPT, Reason.ERROR})
+_FAILURES = frozenset(
+    {Reason.MISSING_FILE, Reason.UNREADABLE, Reason.CORRUPT, Reason.ERROR, Reason.CRASHED}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,6 +145,27 @@ def export(
     return ExportResult(person, out, summary, report, problems, selection, layouts)
 
 
+CRASHED_FILE = ".faceset-crashed.json"
+"""Work keys of faces that killed their worker: a re-run passes them by instead of crashing."""
+
+
+def _read_crashed(out: Path) -> set[str]:
+    try:
+        keys = json.loads((out / CRASHED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    return {str(k) for k in keys} if isinstance(keys, list) else set()
+
+
+def _write_crashed(out: Path, keys: set[str]) -> None:
+    path = out / CRASHED_FILE
+    if keys:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(sorted(keys)) + "\n", encoding="utf-8")
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _write_outputs(
     out: Path,
     config: Config,
@@ -342,9 +363,21 @@ def _crop_faces(
     records: dict[str, dict[str, Any]] = {}  # marker uid -> record of the new manifest
     in_flight: dict[str, str] = {}  # marker uid -> work key of a face being cropped
 
+    seen: set[str] = set()
+    crashed_before, crashed_now = _read_crashed(out), set[str]()
+
     def jobs() -> Iterator[CropJob]:
         for face in faces:
             summary.found += 1
+            if face.marker_uid in seen:
+                # A broken index lists a marker twice: the first one is the face's.
+                twice = Outcome(face, Status.FAILED, reason=Reason.ERROR,
+                                detail=f"the library lists marker {face.marker_uid} twice")  # fmt: skip
+                summary.add(twice)
+                problems.append(problem(twice))
+                on_outcome(twice)
+                continue
+            seen.add(face.marker_uid)
             split = split_of.get(face.marker_uid, manifest.TRAIN)
             key = manifest.work_key(face, settings, split)
             if oldest and face.taken_at and face.taken_at < oldest:
@@ -367,9 +400,14 @@ def _crop_faces(
                 )  # fmt: skip
                 finish(kept, key, manifest.kept_record(old, face, key, split))
                 continue
+            if key in crashed_before:
+                detail = ("crashed its worker in an earlier run, so it is passed by; delete"
+                          f" {CRASHED_FILE} in the output folder to try it again")  # fmt: skip
+                finish(Outcome(face, Status.FAILED, reason=Reason.CRASHED, detail=detail), key)
+                continue
             try:
                 path = _locate(source, face, resolver)
-            except UnsafePath as e:
+            except (UnsafePath, ValueError) as e:  # ValueError: a NUL byte in the file name
                 finish(Outcome(face, Status.SKIPPED, reason=Reason.UNSAFE_PATH, detail=str(e)), key)
                 continue
             except KeyError as e:
@@ -382,6 +420,8 @@ def _crop_faces(
     def finish(outcome: Outcome, key: str, kept: dict[str, Any] | None = None) -> None:
         """Count and record ``outcome``; ``kept`` is the record of an image kept as it was."""
         summary.add(outcome)
+        if outcome.reason is Reason.CRASHED:
+            crashed_now.add(key)
         uid = outcome.face.marker_uid
         if kept is not None:
             records[uid] = kept
@@ -405,6 +445,7 @@ def _crop_faces(
     except BaseException:
         journal.close()  # keep the journal: the next run picks up from it
         raise
+    _write_crashed(out, crashed_now)
     ordered = sorted(records.values(), key=lambda r: str(r["image"]))
     journal.finish(iter(ordered))
     summary.removed = _remove_stale_images(out, previous, {str(r["image"]) for r in ordered})

@@ -49,7 +49,27 @@ class Framed:
 
 
 def crop_face(job: CropJob) -> Outcome:
-    """Return the outcome of cropping one face; per-photo problems become reasons, not raises."""
+    """Return the outcome of cropping one face; per-photo problems become reasons, not raises.
+
+    Anything raised for one face (a NUL byte in a file name, a MemoryError on a bomb, a bug) is
+    that face's ``error``: the run goes on and writes its manifest and report.
+    """
+    try:
+        return _crop_face(job)
+    except Exception as e:  # one face's failure, whatever it is, is not the run's
+        return _problem(job.face, Reason.ERROR, f"{type(e).__name__}: {e}")
+
+
+def crashed(job: CropJob) -> Outcome:
+    """The outcome of a face whose worker process died while cropping it alone."""
+    return _problem(
+        job.face,
+        Reason.CRASHED,
+        "the worker cropping this face died (a decoder crash or out of memory)",
+    )
+
+
+def _crop_face(job: CropJob) -> Outcome:
     framed = frame_face(job)
     if isinstance(framed, Outcome):
         return framed
