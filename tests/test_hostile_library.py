@@ -169,3 +169,26 @@ def test_a_nul_byte_in_a_file_name_is_that_face_s_problem_not_the_run_s(
     assert "null byte" in report["problems"][0]["detail"]
     assert report["counts"]["written"] == 2
     assert (out / "manifest.jsonl").is_file()
+
+
+def test_many_missing_files_are_one_summary_line_and_each_one_with_verbose(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    jane = lib.person("Jane Doe")
+    for i in range(60):
+        lib.photo_file(f"p{i:03d}.jpg", jane)
+    for photo in lib.originals.rglob("*.jpg"):
+        photo.unlink()
+    args = ["export", "--db", sqlite_db.url, "--originals", str(lib.originals), "-p", "Jane Doe",
+            "--layout", "none"]  # fmt: skip
+
+    quiet = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    verbose = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "-v"])
+
+    assert quiet.exit_code == 0, quiet.stderr
+    said = " ".join(quiet.stderr.split())  # Rich wraps long lines at the terminal's width
+    assert said.count("missing_file:") == 1
+    assert "missing_file: 60 faces (p" in said
+    assert "every one in" in said
+    assert verbose.stderr.count("(missing_file)") == 60

@@ -6,6 +6,7 @@ import contextlib
 import gc
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -143,6 +144,34 @@ def export(
         sum(summary.skipped.values()), sum(summary.failed.values()),
     )  # fmt: skip
     return ExportResult(person, out, summary, report, problems, selection, layouts)
+
+
+_DIGITS = re.compile(r"\d+")
+"""Warnings that differ only in their numbers are one kind ("indexed as NxN, decodes as NxN")."""
+
+
+@dataclass(slots=True)
+class _Noted:
+    """Problems and warnings by kind: a count and the first few files, for one summary line
+    per kind at the end of a run."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, kind: str, file_name: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        shown = self.examples.setdefault(kind, [])
+        if len(shown) < 3:
+            shown.append(file_name)
+
+    def log(self, out: Path) -> None:
+        for kind, count in sorted(self.counts.items(), key=lambda item: -item[1]):
+            faces = "1 face" if count == 1 else f"{count:,} faces"
+            more = ", ..." if count > len(self.examples[kind]) else ""
+            log.warning(
+                "%s: %s (%s%s); every one in %s, or run with -v",
+                kind, faces, ", ".join(self.examples[kind]), more, out / "report.json",
+            )  # fmt: skip
 
 
 CRASHED_FILE = ".faceset-crashed.json"
@@ -364,6 +393,7 @@ def _crop_faces(
     in_flight: dict[str, str] = {}  # marker uid -> work key of a face being cropped
 
     seen: set[str] = set()
+    noted = _Noted()
     crashed_before, crashed_now = _read_crashed(out), set[str]()
 
     def jobs() -> Iterator[CropJob]:
@@ -433,9 +463,13 @@ def _crop_faces(
         else:
             records.pop(uid, None)
             problems.append(problem(outcome))
-            log.warning("%s (%s): %s", outcome.face.file_name, outcome.reason, outcome.detail)
+            # One line per face only with -v: 100,000 missing files would flood the terminal
+            # (and Rich spent most of such a run printing them); the summary follows the run.
+            log.debug("%s (%s): %s", outcome.face.file_name, outcome.reason, outcome.detail)
+            noted.add(str(outcome.reason), outcome.face.file_name)
         for warning in outcome.warnings:
-            log.warning("%s: %s", outcome.face.file_name, warning)
+            log.debug("%s: %s", outcome.face.file_name, warning)
+            noted.add(_DIGITS.sub("N", warning), outcome.face.file_name)
         on_outcome(outcome)
 
     workers = config.export.worker_count()
@@ -446,6 +480,7 @@ def _crop_faces(
         journal.close()  # keep the journal: the next run picks up from it
         raise
     _write_crashed(out, crashed_now)
+    noted.log(out)
     ordered = sorted(records.values(), key=lambda r: str(r["image"]))
     journal.finish(iter(ordered))
     summary.removed = _remove_stale_images(out, previous, {str(r["image"]) for r in ordered})
