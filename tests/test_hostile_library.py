@@ -192,3 +192,51 @@ def test_many_missing_files_are_one_summary_line_and_each_one_with_verbose(
     assert "missing_file: 60 faces (p" in said
     assert "every one in" in said
     assert verbose.stderr.count("(missing_file)") == 60
+
+
+def test_a_fifo_and_a_pixel_bomb_are_problems_not_a_hang_or_a_blown_worker(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import json
+    import struct
+    import zlib
+
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    jane = lib.person("Jane Doe")
+    for name in ("fifo.jpg", "bomb.png", "ok.jpg"):
+        lib.photo_file(name, jane)
+    fifo = next(lib.originals.rglob("fifo.jpg"))
+    fifo.unlink()
+    os.mkfifo(fifo)  # nothing ever writes to it: a blocking read would wait forever
+    bomb = next(lib.originals.rglob("bomb.png"))
+    # A real PNG header claiming 30000 x 30000 px, with a little compressed data behind it.
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    raw = zlib.compress(b"\0" * 1_000_000)
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+    )
+    out = tmp_path / "out"
+
+    result = runner.invoke(app, ["export", "--db", sqlite_db.url, "--originals",
+                                 str(lib.originals), "-p", "Jane Doe", "--out", str(out),
+                                 "--size", "256", "--layout", "none", "--allow-changed"])  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    found = {
+        p["source"]["path"].rsplit("/", 1)[-1]: (p["reason"], p["detail"])
+        for p in report["problems"]
+    }
+    assert found["fifo.jpg"][0] == "unreadable"
+    assert "is a FIFO, not a photo file" in found["fifo.jpg"][1]
+    assert found["bomb.png"] == (
+        "too_large",
+        "30000x30000 px is more than the 250 MP faceset decodes",
+    )
+    assert report["counts"]["written"] == 1

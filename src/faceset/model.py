@@ -111,6 +111,8 @@ class Reason(StrEnum):
     UNREADABLE = "unreadable"
     CORRUPT = "corrupt"
     ERROR = "error"
+    TOO_LARGE = "too_large"
+    """The photo claims more pixels than faceset decodes (a bomb, or a broken header)."""
     CRASHED = "crashed"
     """The face's worker process died (a decoder crash, the OOM killer) when it ran alone."""
     CROWDED = "crowded"
@@ -122,7 +124,14 @@ class Reason(StrEnum):
 
 
 _FAILURES = frozenset(
-    {Reason.MISSING_FILE, Reason.UNREADABLE, Reason.CORRUPT, Reason.ERROR, Reason.CRASHED}
+    {
+        Reason.MISSING_FILE,
+        Reason.UNREADABLE,
+        Reason.CORRUPT,
+        Reason.ERROR,
+        Reason.TOO_LARGE,
+        Reason.CRASHED,
+    }
 )
 
 

@@ -69,9 +69,26 @@ class Photo:
     """The file's bytes, for decoders that read them directly."""
 
 
+MAX_PIXELS = 250_000_000
+"""Photos above this many pixels are refused before anything decodes them: a 200 MP phone
+photo passes; a 2.6 MB PNG claiming 30000 x 30000 px (900 MP, 3.5 GiB to decode) does not."""
+
+
+class TooLarge(ValueError):
+    """The photo's header claims more pixels than faceset decodes."""
+
+
 def open_photo(data: bytes) -> Photo:
-    """Return the photo in ``data`` with its stored size and EXIF orientation (1 when none)."""
+    """Return the photo in ``data`` with its stored size and EXIF orientation (1 when none).
+
+    Raises TooLarge, from the header alone, for a photo above :data:`MAX_PIXELS`.
+    """
     image = Image.open(io.BytesIO(data))
+    if image.width * image.height > MAX_PIXELS:
+        raise TooLarge(
+            f"{image.width}x{image.height} px is more than the {MAX_PIXELS // 1_000_000} MP"
+            " faceset decodes"
+        )
     orientation = 1
     # libheif already applies the container's irot/imir while decoding; the EXIF tag that iPhones
     # also write would rotate a second time.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from faceset.crop import geometry
 from faceset.crop.decode import (
     JPEG_FORMATS,
     Photo,
+    TooLarge,
     dct_scale,
     open_photo,
     read_window,
@@ -90,13 +92,37 @@ def _crop_face(job: CropJob) -> Outcome:
     )
 
 
+class NotRegularFile(OSError):
+    """The path names a FIFO, a device or a socket: reading it could block forever."""
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}  # fmt: skip
+
+
+def read_regular(path: Path) -> bytes:
+    """Return the bytes of the regular file at ``path``; NotRegularFile for anything else.
+
+    Opened non-blocking and checked on the open descriptor: a FIFO in place of a photo would
+    otherwise block the read forever, and a check before opening could be raced.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(_KINDS.get(stat.S_IFMT(mode), "not a regular file"))
+        return f.read()
+
+
 def frame_face(job: CropJob) -> Framed | Outcome:
     """Return the face's photo opened and framed, or the outcome that says why it cannot be."""
     face = job.face
     try:
-        data = job.source.read_bytes()
+        data = read_regular(job.source)
     except FileNotFoundError:
         return _problem(face, Reason.MISSING_FILE, f"file not found: {job.source}")
+    except NotRegularFile as e:
+        return _problem(face, Reason.UNREADABLE, f"{job.source} is {e}, not a photo file")
     except OSError as e:
         return _problem(face, Reason.UNREADABLE, f"cannot read {job.source}: {e.strerror or e}")
     if face.file_hash and not job.settings.allow_changed:
@@ -110,6 +136,8 @@ def frame_face(job: CropJob) -> Framed | Outcome:
             )
     try:
         return _frame(job, open_photo(data))
+    except TooLarge as e:
+        return _problem(face, Reason.TOO_LARGE, str(e))
     except UnidentifiedImageError:
         return _problem(face, Reason.UNREADABLE, "not an image format faceset can read")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
