@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -240,3 +242,68 @@ def test_a_fifo_and_a_pixel_bomb_are_problems_not_a_hang_or_a_blown_worker(
         "30000x30000 px is more than the 250 MP faceset decodes",
     )
     assert report["counts"]["written"] == 1
+
+
+def _busy_export(sqlite_db: Database, tmp_path: Path, photos: int = 120) -> list[str]:
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    jane = lib.person("Jane Doe")
+    for i in range(photos):
+        lib.photo_file(f"p{i:03d}.jpg", jane, size=(2400, 1800))
+    return [sys.executable, "-m", "faceset", "export", "--db", sqlite_db.url, "--originals",
+            str(lib.originals), "-p", "Jane Doe", "--out", str(tmp_path / "out"),
+            "--layout", "none", "--workers", "2", "--json"]  # fmt: skip
+
+
+def _session_alive(sid: int) -> list[int]:
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":  # field 6 of stat: the session id
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_and_sigterm_stop_the_run_in_one_line_with_exit_130(
+    how: str, sqlite_db: Database, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+
+    process = subprocess.Popen(_busy_export(sqlite_db, tmp_path), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert process.stdout is not None
+    assert '"event": "face"' in process.stdout.readline()  # it is cropping
+
+    process.send_signal(getattr(signal, how))
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130
+    assert stderr.endswith("images written; run the same command to resume\n"), stderr
+    assert stderr.startswith("interrupted: ")
+    assert stderr.count("\n") == 1
+
+
+def test_killing_the_main_process_leaves_no_worker_behind(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import time
+
+    process = subprocess.Popen(_busy_export(sqlite_db, tmp_path), stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)  # fmt: skip
+    assert process.stdout is not None
+    assert '"event": "face"' in process.stdout.readline()
+    assert len(_session_alive(process.pid)) >= 3  # the run, its forkserver, its workers
+
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 20
+    while _session_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    assert _session_alive(process.pid) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 from collections.abc import Callable
 from typing import Annotated, ParamSpec, TypeVar
 
@@ -36,13 +37,25 @@ Quiet = Annotated[
 JsonLines = Annotated[bool, typer.Option("--json", help="Print JSON lines on stdout for scripts.")]
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a command; the message says what was done by then."""
+
+
 def command(fn: Callable[P, T]) -> Callable[P, T]:
-    """Register a command whose FacesetError becomes one line on stderr and exit status 1."""
+    """Register a command whose FacesetError becomes one line on stderr and exit status 1, and
+    whose interruption (Ctrl-C, SIGTERM) one line and exit status 130."""
 
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt as e:
+            done = f": {e}" if isinstance(e, Interrupted) and str(e) else ""
+            err_console.print(
+                f"interrupted{done}; run the same command to resume",
+                markup=False, highlight=False, soft_wrap=True,
+            )  # fmt: skip
+            raise typer.Exit(130) from None
         except FacesetError as e:
             err_console.print(
                 f"error: {redact_text(str(e))}", markup=False, highlight=False, soft_wrap=True
@@ -77,7 +90,14 @@ def main_options(
 
 
 def main() -> None:
+    # SIGTERM (systemd, docker stop, kill) stops a run as cleanly as Ctrl-C: finished images
+    # stay, the journal is kept, workers and their server exit with it.
+    signal.signal(signal.SIGTERM, _terminate)
     app(prog_name="faceset")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 # Registration happens on import; these come last because they use ``command`` above.

@@ -15,7 +15,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from faceset import config, pipeline
-from faceset.cli import JsonLines, Quiet, Verbose, command, err_console, out_console, setup_logging
+from faceset.cli import (
+    Interrupted,
+    JsonLines,
+    Quiet,
+    Verbose,
+    command,
+    err_console,
+    out_console,
+    setup_logging,
+)
 from faceset.model import Outcome, Status
 
 # Options shared by the commands that read a library.
@@ -549,16 +558,23 @@ def run_export(
     cfg: config.Config, person: str, *, json_lines: bool = False, quiet: bool = False
 ) -> pipeline.ExportResult:
     """Run an export with progress on stderr and the result on stdout."""
+    written = 0
     with _progress(enabled=not quiet and not json_lines) as (on_start, advance):
 
         def on_outcome(outcome: Outcome) -> None:
+            nonlocal written
+            written += outcome.status is Status.WRITTEN
             advance(outcome)
             if json_lines:
                 print(json.dumps(_outcome_json(outcome), ensure_ascii=False), flush=True)
 
-        result = pipeline.export(
-            cfg, person, on_start=on_start, on_outcome=on_outcome, on_step=lambda _: advance(None)
-        )
+        try:
+            result = pipeline.export(
+                cfg, person, on_start=on_start, on_outcome=on_outcome,
+                on_step=lambda _: advance(None),
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            raise Interrupted(f"{written} images written") from None
     s = result.summary
     if json_lines:
         summary = {"event": "summary", "out": str(result.out), "found": s.found, "written": s.written,

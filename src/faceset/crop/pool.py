@@ -6,6 +6,8 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -25,8 +27,9 @@ IN_FLIGHT_PER_WORKER = 4
 # so single jobs would make a re-check of a large library IPC-bound.
 BATCH = 8
 # Imported once by the server that forks the workers, so workers start with them loaded:
-# __main__ (the default), which each worker would otherwise re-run, and the crop code.
-WORKER_MODULES = ["__main__", "faceset.crop.render"]
+# __main__ (the default), which each worker would otherwise re-run, the crop code, and the guard
+# that makes the server die with the run.
+WORKER_MODULES = ["__main__", "faceset.crop.render", "faceset.crop.forkserver_guard"]
 
 
 def default_workers() -> int:
@@ -76,7 +79,9 @@ def map_bounded(
     source = iter(_batches(jobs, BATCH))
     limit = workers * IN_FLIGHT_PER_WORKER
     while True:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=_context(), initializer=worker_init
+        ) as pool:
             pending: dict[Future[list[R]], list[J]] = {}
             try:
                 for batch in source:
@@ -107,11 +112,30 @@ def _collect(pending: dict[Future[list[R]], list[J]]) -> Iterator[R]:
 def _one_at_a_time(fn: Callable[[J], R], jobs: list[J], crashed: Callable[[J], R]) -> Iterator[R]:
     """Run each job alone in a fresh one-worker pool; a job that kills it is ``crashed``."""
     for job in jobs:
-        with ProcessPoolExecutor(max_workers=1, mp_context=_context()) as alone:
+        with ProcessPoolExecutor(
+            max_workers=1, mp_context=_context(), initializer=worker_init
+        ) as alone:
             try:
                 yield from alone.submit(_apply, fn, [job]).result()
             except BrokenProcessPool:
                 yield crashed(job)
+
+
+def worker_init() -> None:
+    """Set up a worker: Ctrl-C is the parent's to handle (it stops the pool and says what was
+    done), and a worker dies with the process that started it, even one killed by SIGKILL (the
+    forkserver exits when the run's process goes; PR_SET_PDEATHSIG then ends its workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() == 1:  # the parent died before prctl: nothing left to work for
+            os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def _batches(jobs: Iterable[J], size: int) -> Iterator[list[J]]:
