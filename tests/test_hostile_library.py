@@ -307,3 +307,22 @@ def test_killing_the_main_process_leaves_no_worker_behind(
         time.sleep(0.2)
 
     assert _session_alive(process.pid) == []
+
+
+def test_temporary_files_of_killed_writes_are_swept_at_the_next_run(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    originals, out = _jane(sqlite_db, tmp_path), tmp_path / "out"
+    (out / "faces").mkdir(parents=True)
+    stale = [out / "faces" / ".p1-m1.jpg.4242.tmp", out / ".report.json.99.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    kept = out / "faces" / "notes.txt"
+    kept.write_text("mine")
+
+    result = runner.invoke(app, ["export", "--db", sqlite_db.url, "--originals", str(originals),
+                                 "-p", "Jane Doe", "--out", str(out), "--size", "256"])  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    assert not any(p.exists() for p in stale)
+    assert kept.read_text() == "mine"

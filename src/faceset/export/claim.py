@@ -7,7 +7,9 @@ once, saying which run holds the folder. The lock goes with the process, however
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -36,9 +38,31 @@ def claim_output(out: Path) -> Iterator[None]:
         _lock(fd, out)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, started {datetime.now():%Y-%m-%d %H:%M:%S}".encode(), 0)
+        sweep_temporaries(out)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+_TEMPORARY = re.compile(r"^\..+\.\d+\.(tmp|part)$")
+"""``.<name>.<pid>.tmp``: a file being written atomically (export/files.py, crop/render.py)."""
+SWEPT = ("", "faces", "holdout", "masks")
+
+
+def sweep_temporaries(out: Path) -> int:
+    """Remove the temporary files that writes killed mid-way left behind; return how many.
+
+    Called with the folder's lock held: no other run is writing, so every one is stale.
+    """
+    removed = 0
+    for sub in SWEPT:
+        with contextlib.suppress(OSError), os.scandir(out / sub) as entries:
+            for entry in entries:
+                if _TEMPORARY.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed += 1
+    return removed
 
 
 def _lock(fd: int, out: Path) -> None:
