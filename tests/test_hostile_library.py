@@ -326,3 +326,38 @@ def test_temporary_files_of_killed_writes_are_swept_at_the_next_run(
     assert result.exit_code == 0, result.stderr
     assert not any(p.exists() for p in stale)
     assert kept.read_text() == "mine"
+
+
+def test_a_jpeg_libjpeg_warns_about_is_corrupt_unless_allowed_damaged(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import json
+
+    from faceset.crop import libjpeg
+
+    if not libjpeg.available():
+        pytest.skip("no libjpeg-turbo here: the fast path that counts its warnings is off")
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    jane = lib.person("Jane Doe")
+    lib.photo_file("cut.jpg", jane, size=(1600, 1200), face=(700, 700, 1000, 1000))
+    photo = next(lib.originals.rglob("cut.jpg"))
+    data = photo.read_bytes()
+    # Cut the scan a third of the way in and end the file properly: libjpeg warns "premature
+    # end of data segment" and fills the rest (where the face is) with grey.
+    photo.write_bytes(data[: len(data) // 3] + b"\xff\xd9")
+    args = ["export", "--db", sqlite_db.url, "--originals", str(lib.originals), "-p", "Jane Doe",
+            "--size", "256", "--layout", "none", "--allow-changed", "--workers", "1"]  # fmt: skip
+
+    refused = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    allowed = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--allow-damaged"])
+
+    assert refused.exit_code == 0, refused.stderr
+    [problem] = json.loads((tmp_path / "a" / "report.json").read_text())["problems"]
+    assert problem["reason"] == "corrupt"
+    assert "libjpeg warned" in problem["detail"]
+    assert "--allow-damaged" in problem["detail"]
+    assert allowed.exit_code == 0, allowed.stderr
+    [record] = [
+        json.loads(line) for line in (tmp_path / "b" / "manifest.jsonl").read_text().splitlines()
+    ]
+    assert any("corrupt data; cropped anyway" in w for w in record["warnings"])

@@ -445,6 +445,14 @@ def export(
             "--allow-changed", help="Crop files changed since indexing.", show_default=False
         ),
     ] = None,
+    allow_damaged: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-damaged",
+            help="Crop JPEGs libjpeg reports corrupt (the manifest warns) instead of skipping them.",
+            show_default=False,
+        ),
+    ] = None,
     face_model: FaceModel = None,
     layout: Annotated[
         str | None,
@@ -543,6 +551,7 @@ def export(
             "pad": pad,
             "upscale": upscale,
             "allow_changed": allow_changed,
+            "allow_damaged": allow_damaged,
         },
         "export": {
             "out": out, "workers": workers, "layout": layout, "for_model": for_model, "trigger": trigger,

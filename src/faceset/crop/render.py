@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from faceset.crop import geometry
 from faceset.crop.decode import (
+    DAMAGED,
     JPEG_FORMATS,
     Photo,
     TooLarge,
@@ -40,14 +41,22 @@ class Framed:
     window: Box
     others: tuple[Box, ...]
     warnings: tuple[str, ...]
+    allow_damaged: bool = False
 
     def read(self, size: int) -> Image.Image:
-        """Return the window as an upright RGB sRGB image of ``size`` x ``size`` pixels."""
+        """Return the window as an upright RGB sRGB image of ``size`` x ``size`` pixels.
+
+        Raises OSError for corrupt data (libjpeg's warnings too, unless ``allow_damaged``:
+        then ``info[DAMAGED]`` counts them).
+        """
         width, height = geometry.oriented_size(
             self.photo.width, self.photo.height, self.photo.orientation
         )
         stored = geometry.to_stored(self.window, width, height, self.photo.orientation)
-        return upright(read_window(self.photo, stored, size), self.photo.orientation)
+        window = read_window(self.photo, stored, size, allow_damaged=self.allow_damaged)
+        image = upright(window, self.photo.orientation)
+        image.info.update(window.info)
+        return image
 
 
 def crop_face(job: CropJob) -> Outcome:
@@ -80,6 +89,12 @@ def _crop_face(job: CropJob) -> Outcome:
         image = framed.read(job.settings.size)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         return _problem(face, Reason.CORRUPT, f"cannot decode image: {e}")
+    warnings = framed.warnings
+    if image.info.get(DAMAGED):
+        warnings += (
+            f"libjpeg warned {image.info[DAMAGED]} time(s) of corrupt data; cropped anyway"
+            " (--allow-damaged): check the image",
+        )
     write_jpeg(image, job.output, job.settings.quality)
     return Outcome(
         face,
@@ -88,7 +103,7 @@ def _crop_face(job: CropJob) -> Outcome:
         box=framed.box,
         crop=framed.window,
         others=framed.others,
-        warnings=framed.warnings,
+        warnings=warnings,
     )
 
 
@@ -206,7 +221,7 @@ def _frame(job: CropJob, photo: Photo) -> Framed | Outcome:
             crop=window,
             others=others,
         )
-    return Framed(photo, box, window, others, tuple(warnings))
+    return Framed(photo, box, window, others, tuple(warnings), settings.allow_damaged)
 
 
 def write_jpeg(image: Image.Image, path: Path, quality: int) -> None:

@@ -63,7 +63,10 @@ def work_key(face: Face, settings: CropSettings, split: str = TRAIN) -> str:
 def _settings_repr(settings: CropSettings) -> str:
     # The settings are the same for every face of a run: their part of the key is made once.
     # The result continues the face's list, so the key equals that of one flat list of both.
-    return ", " + repr([getattr(settings, f.name) for f in fields(settings)])[1:]
+    values = [getattr(settings, f.name) for f in fields(settings)]
+    if not settings.allow_damaged:
+        values.pop()  # the default leaves the keys of earlier versions as they were (last field)
+    return ", " + repr(values)[1:]
 
 
 def record(outcome: Outcome, key: str, size: int, split: str = TRAIN) -> dict[str, Any]:
