@@ -387,3 +387,42 @@ def test_a_photo_that_decodes_at_another_size_than_indexed_is_corrupt(
     )
     assert allowed.exit_code == 0
     assert json.loads((tmp_path / "b" / "report.json").read_text())["counts"]["written"] == 1
+
+
+def test_an_arithmetic_jpeg_pillow_cannot_read_is_unsupported_not_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without libjpeg-turbo, a Pillow built without arithmetic decoding says "broken data
+    stream" of an arithmetic-coded JPEG: that is a coding faceset cannot read, not damage."""
+    import io
+
+    from PIL import Image
+
+    from faceset.crop import libjpeg, render
+    from faceset.crop.job import CropJob, CropSettings
+    from faceset.model import Face, RelBox
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "grey").save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 1] = 0xC9  # SOF9: arithmetic coding
+    photo = tmp_path / "arith.jpg"
+    photo.write_bytes(bytes(data))
+    face = Face(marker_uid="m1", file_uid="f1", photo_uid="p1", subject_uid="s", subject_name="Jane",
+                root="/", file_name="arith.jpg", box=RelBox(0.1, 0.1, 0.5, 0.5))  # fmt: skip
+    job = CropJob(face, photo, tmp_path / "o.jpg", "faces/o.jpg", CropSettings())
+    monkeypatch.setattr(libjpeg, "_lib", None)
+
+    outcome = render._undecodable(job, OSError("broken data stream when reading image file"))
+    plain = render._undecodable(
+        CropJob(face, tmp_path / "missing.jpg", tmp_path / "o.jpg", "faces/o.jpg", CropSettings()),
+        OSError("broken data stream"),
+    )
+
+    assert outcome.reason is not None
+    assert (outcome.reason.value, outcome.detail.split(":")[0]) == (
+        "unreadable", "unsupported JPEG coding (arithmetic)"
+    )  # fmt: skip
+    assert plain.reason is not None
+    assert plain.reason.value == "corrupt"
