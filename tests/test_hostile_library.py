@@ -426,3 +426,37 @@ def test_an_arithmetic_jpeg_pillow_cannot_read_is_unsupported_not_corrupt(
     )  # fmt: skip
     assert plain.reason is not None
     assert plain.reason.value == "corrupt"
+
+
+def test_a_wal_index_in_a_read_only_folder_is_read_as_immutable(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import shutil
+    import sqlite3
+    import subprocess
+
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    lib.photo_file("a.jpg", lib.person("Jane Doe"))
+    index = Path(sqlite_db.url.removeprefix("sqlite:///"))
+    sqlite_db.engine.dispose()
+    source = tmp_path / "storage-rw"
+    source.mkdir()
+    shutil.copy(index, source / "index.db")
+    with sqlite3.connect(source / "index.db") as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+    for leftover in source.glob("index.db-*"):
+        leftover.unlink()  # a clean shutdown: no -wal, no -shm
+    mounted = tmp_path / "storage-ro"
+    mounted.mkdir()
+    if subprocess.run(["mount", "--bind", str(source), str(mounted)], check=False).returncode:
+        pytest.skip("cannot bind-mount here to make a read-only folder")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mounted)], check=True)
+        assert not os.access(mounted, os.W_OK)
+
+        result = runner.invoke(app, ["people", "--db", f"sqlite:///{mounted / 'index.db'}"])
+    finally:
+        subprocess.run(["umount", str(mounted)], check=False)
+
+    assert result.exit_code == 0, result.stderr
+    assert "Jane Doe" in result.stdout
