@@ -127,8 +127,9 @@ def _aitoolkit(root: Path, settings: ExportConfig, concept: str) -> list[str]:
         "```",
         "",
         f"The job trains `{aitoolkit.ARCH[settings.for_model]}` from its Hugging Face id",
-        "(`model.name_or_path`: put a local copy's folder there) on the folder above"
-        + (", with the loss masks" if settings.masks else "")
+        "(`model.name_or_path`: put a local copy's folder there) on",
+        f"`{root}/{concept}`"
+        + (f" with the masks in `{root}/{kohya.MASKS_DIR}`" if settings.masks else "")
         + f", into `{root}/{kohya.MODEL_DIR}`.",
         f"Captions start with the trigger itself (`{settings.trigger}`), not ai-toolkit's `[trigger]`:",
         "kohya and OneTrainer read the same files, and ai-toolkit only adds `trigger_word` to",
@@ -149,9 +150,10 @@ def _musubi(root: Path, family: str) -> list[str]:
         "",
     ]
     if family == "zimage-turbo":
-        lines[-1:-1] = [
+        lines += [
             f"`{musubi.TURBO_ADAPTER}` is ostris's Z-Image Turbo training adapter",
             "(ostris/zimage_turbo_training_adapter), or train on Z-Image base instead.",
+            "",
         ]
     return lines
 
