@@ -361,3 +361,29 @@ def test_a_jpeg_libjpeg_warns_about_is_corrupt_unless_allowed_damaged(
         json.loads(line) for line in (tmp_path / "b" / "manifest.jsonl").read_text().splitlines()
     ]
     assert any("corrupt data; cropped anyway" in w for w in record["warnings"])
+
+
+def test_a_photo_that_decodes_at_another_size_than_indexed_is_corrupt(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import json
+
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    jane = lib.person("Jane Doe")
+    lib.photo_file("a.jpg", jane, size=(1600, 1200))
+    with sqlite_db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE files SET file_width = 1920, file_height = 1440"))
+    args = ["export", "--db", sqlite_db.url, "--originals", str(lib.originals), "-p", "Jane Doe",
+            "--size", "256", "--layout", "none"]  # fmt: skip
+
+    refused = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    allowed = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--allow-damaged"])
+
+    assert refused.exit_code == 0, refused.stderr
+    [problem] = json.loads((tmp_path / "a" / "report.json").read_text())["problems"]
+    assert (problem["reason"], problem["detail"]) == (
+        "corrupt",
+        "decodes as 1600x1200 but was indexed as 1920x1440; re-index it, or pass --allow-damaged",
+    )
+    assert allowed.exit_code == 0
+    assert json.loads((tmp_path / "b" / "report.json").read_text())["counts"]["written"] == 1

@@ -164,9 +164,14 @@ def _frame(job: CropJob, photo: Photo) -> Framed | Outcome:
     width, height = geometry.oriented_size(photo.width, photo.height, photo.orientation)
     warnings: list[str] = []
     if face.file_width and (face.file_width, face.file_height) != (width, height):
-        warnings.append(
-            f"indexed as {face.file_width}x{face.file_height}, decodes as {width}x{height}"
+        sizes = (
+            f"decodes as {width}x{height} but was indexed as {face.file_width}x{face.file_height}"
         )
+        if not settings.allow_damaged:
+            # A header that lies about the size (30000 x 30000 on a 1920 x 1440 photo) decodes
+            # as flat grey: not a crop to train on.
+            return _problem(face, Reason.CORRUPT, f"{sizes}; re-index it, or pass --allow-damaged")
+        warnings.append(sizes)
     rel = face.box
     if not all(map(math.isfinite, (rel.x, rel.y, rel.w, rel.h))):
         return _problem(face, Reason.BAD_BOX, "the box has a missing or non-numeric coordinate")
