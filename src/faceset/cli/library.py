@@ -466,7 +466,7 @@ def export(
         str | None,
         typer.Option(
             "--for",
-            help="Model the set is for: sd15 (512 px), sdxl or flux (1024 px); sets --size and layout defaults.",
+            help="Model the set is for: sd15 (512 px), sdxl, flux2-klein, zimage, zimage-turbo, qwen-image or flux1 (1024 px); sets --size and layout defaults.",
             show_default=False,
         ),
     ] = None,
