@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import diffusers
@@ -103,10 +104,13 @@ class Engine:
         device: str | None = None,
         dtype: str | None = None,
         scheduler_config: Mapping[str, Any] | None = None,
+        text_encoder: Sequence[str | Path] = (),
+        vae: str | Path | None = None,
     ) -> None:
         """Load ``base`` (folder, ``.safetensors`` or model id) of ``family`` onto ``device``.
 
         ``scheduler_config`` replaces the base model's own (to redraw a recorded image exactly).
+        ``text_encoder``/``vae``: the files a diffusion-model file needs (transformer families).
         Raises BaseModelError when the base cannot be loaded or is not of ``family``.
         """
         self.base = base
@@ -116,7 +120,7 @@ class Engine:
         if self.flow is not None:
             from faceset.train.flow import load_pipeline
 
-            self.pipeline = load_pipeline(base, self.flow, torch.float32)
+            self.pipeline = load_pipeline(base, self.flow, torch.float32, text_encoder, vae)
         else:
             self.pipeline = load_base(base, family).pipeline
         if self.dtype == "float32":
