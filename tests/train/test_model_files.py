@@ -295,7 +295,7 @@ def ldm_vae(sd: dict[str, Any], blocks: int, flux2: bool) -> dict[str, Any]:
 def comfy_text_encoder(sd: dict[str, Any], family: str) -> dict[str, Any]:
     """Transformers' checkpoint as ComfyUI ships it: Qwen3-4B with ``model.`` keys (Z-Image's
     Qwen3Model has none), Qwen2.5-VL in its pre-transformers-5 layout (``model.layers``,
-    ``visual.``)."""
+    ``visual.``), CLIP-L under ``text_model.``, T5 as ``shared``/``encoder.*``."""
     if family == "zimage":
         return {f"model.{k}": v for k, v in sd.items()}
     if family == "qwen-image":
@@ -304,6 +304,8 @@ def comfy_text_encoder(sd: dict[str, Any], family: str) -> dict[str, Any]:
             k = k.replace("model.language_model.", "model.").replace("model.visual.", "visual.")
             out[k] = v
         return out
+    if family == "flux1" and "shared.weight" not in sd:  # CLIP-L as openai's text_model.*
+        return {k if k.startswith("text_model.") else f"text_model.{k}": v for k, v in sd.items()}
     return {k: v for k, v in sd.items() if k != "lm_head.weight"}  # tied to the embeddings
 
 
@@ -492,6 +494,7 @@ def test_a_missing_vae_is_one_line_naming_the_flag(dit_bases, hub, tiny_configs,
     tiny_configs("zimage", folder)
     model, _ = write_comfyui("zimage", folder, tmp_path / "ComfyUI")
     (tmp_path / "ComfyUI/models/vae/ae.safetensors").unlink()
+    shutil.copytree(folder / "tokenizer", tmp_path / "ComfyUI/models/text_encoders/tokenizer")
 
     with pytest.raises(BaseModelError) as e:
         model_files.plan(str(model), "zimage")

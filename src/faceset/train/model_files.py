@@ -161,7 +161,7 @@ def kind_of(shapes: dict[str, list[int]]) -> FileKind:
         ):
             return FileKind("text encoder", "qwen2_5_vl", embed[1])
         return FileKind("text encoder", "qwen3" if qwen_norm else "qwen2", embed[1])
-    clip = first("text_model.embeddings.token_embedding.weight")
+    clip = first("text_model.embeddings.token_embedding.weight", "embeddings.token_embedding.weight")
     if clip is not None:
         return FileKind("text encoder", "clip_text_model", clip[1])
     t5 = first("shared.weight", "encoder.embed_tokens.weight")
@@ -186,7 +186,10 @@ def _vae_kind(shapes: dict[str, list[int]]) -> FileKind | None:
         z = get.get("conv2.weight", [0])
         return FileKind("vae", "wan", z[0])
     if "encoder.conv_in.weight" in names and "decoder.conv_in.weight" in names:
-        latent = get["decoder.conv_in.weight"][1] if len(get["decoder.conv_in.weight"]) > 1 else 0
+        conv_in = get["decoder.conv_in.weight"]
+        latent = conv_in[1] if len(conv_in) > 1 else 0
+        if len(conv_in) == 5:  # 3-D convolutions: Qwen-Image's (Wan's) VAE in diffusers' layout
+            return FileKind("vae", "wan-diffusers", latent)
         diffusers = any(n.startswith("encoder.down_blocks.") for n in names)
         if "bn.running_mean" in names:
             # FLUX.2's VAE: the decoder takes the latent after post_quant_conv, 32 channels.
@@ -598,7 +601,7 @@ def _vae_matches(kind: FileKind, config: dict[str, Any]) -> bool:
         return False
     cls = config["_class_name"]
     if cls == "AutoencoderKLQwenImage":
-        return kind.kind == "wan" and kind.width == int(config["z_dim"])
+        return kind.kind in ("wan", "wan-diffusers") and kind.width == int(config["z_dim"])
     if cls == "AutoencoderKLFlux2":
         return kind.kind in ("flux2", "diffusers") and kind.width == int(config["latent_channels"])
     return kind.kind in ("ldm", "diffusers") and kind.width == int(config["latent_channels"])
@@ -825,7 +828,7 @@ def _load_vae(source: Source, config: dict[str, Any], config_root: Path, dtype: 
     for prefix in ("first_stage_model.", "vae."):
         if any(k.startswith(prefix) for k in tensors):
             tensors = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-    if kind.kind != "diffusers":
+    if kind.kind not in ("diffusers", "wan-diffusers"):
         tensors = _vae_to_diffusers(tensors, kind.kind, config)
     model = cls.from_config({k: v for k, v in config.items() if not k.startswith("_")})
     result = model.load_state_dict(tensors, strict=False)
