@@ -141,12 +141,18 @@ def klein_native(sd: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in sd.items():
         if key.startswith("norm_out.linear."):
-            out[key.replace("norm_out.linear", "final_layer.adaLN_modulation.1")] = swap_halves(value)
+            out[key.replace("norm_out.linear", "final_layer.adaLN_modulation.1")] = swap_halves(
+                value
+            )
         elif m := re.match(r"transformer_blocks\.(\d+)\.(.+)", key):
             i, rest = m.groups()
             if re.match(r"attn\.(to_[qkv]|add_[qkv]_proj)\.", rest):
                 stream = "txt" if "add_" in rest else "img"
-                parts = ["add_q_proj", "add_k_proj", "add_v_proj"] if stream == "txt" else ["to_q", "to_k", "to_v"]
+                parts = (
+                    ["add_q_proj", "add_k_proj", "add_v_proj"]
+                    if stream == "txt"
+                    else ["to_q", "to_k", "to_v"]
+                )
                 param = rest.rsplit(".", 1)[1]
                 if rest.startswith(f"attn.{parts[0]}."):
                     out[f"double_blocks.{i}.{stream}_attn.qkv.{param}"] = torch.cat(
@@ -224,12 +230,18 @@ def flux1_native(sd: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in sd.items():
         if key.startswith("norm_out.linear."):
-            out[key.replace("norm_out.linear", "final_layer.adaLN_modulation.1")] = swap_halves(value)
+            out[key.replace("norm_out.linear", "final_layer.adaLN_modulation.1")] = swap_halves(
+                value
+            )
         elif m := re.match(r"transformer_blocks\.(\d+)\.(.+)", key):
             i, rest = m.groups()
             if re.match(r"attn\.(to_[qkv]|add_[qkv]_proj)\.", rest):
                 stream = "txt" if "add_" in rest else "img"
-                parts = ["add_q_proj", "add_k_proj", "add_v_proj"] if stream == "txt" else ["to_q", "to_k", "to_v"]
+                parts = (
+                    ["add_q_proj", "add_k_proj", "add_v_proj"]
+                    if stream == "txt"
+                    else ["to_q", "to_k", "to_v"]
+                )
                 param = rest.rsplit(".", 1)[1]
                 if rest.startswith(f"attn.{parts[0]}."):
                     out[f"double_blocks.{i}.{stream}_attn.qkv.{param}"] = torch.cat(
@@ -244,7 +256,10 @@ def flux1_native(sd: dict[str, Any]) -> dict[str, Any]:
                 if rest.startswith("attn.to_q."):
                     prefix = f"single_transformer_blocks.{i}."
                     out[f"single_blocks.{i}.linear1.{param}"] = torch.cat(
-                        [sd[f"{prefix}{p}.{param}"] for p in ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp")]
+                        [
+                            sd[f"{prefix}{p}.{param}"]
+                            for p in ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp")
+                        ]
                     )
                 continue
             out[f"single_blocks.{i}.{_rename(rest, single)}"] = value
@@ -268,8 +283,12 @@ def ldm_vae(sd: dict[str, Any], blocks: int, flux2: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in sd.items():
         new = key.replace("conv_shortcut", "nin_shortcut").replace("conv_norm_out", "norm_out")
-        new = re.sub(r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.", r"encoder.down.\1.block.\2.", new)
-        new = re.sub(r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.", r"encoder.down.\1.downsample.", new)
+        new = re.sub(
+            r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.", r"encoder.down.\1.block.\2.", new
+        )
+        new = re.sub(
+            r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.", r"encoder.down.\1.downsample.", new
+        )
         new = re.sub(
             r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.",
             lambda m: f"decoder.up.{blocks - 1 - int(m.group(1))}.block.{m.group(2)}.", new,
@@ -278,7 +297,9 @@ def ldm_vae(sd: dict[str, Any], blocks: int, flux2: bool) -> dict[str, Any]:
             r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.",
             lambda m: f"decoder.up.{blocks - 1 - int(m.group(1))}.upsample.", new,
         )  # fmt: skip
-        new = re.sub(r"mid_block\.resnets\.(\d+)\.", lambda m: f"mid.block_{int(m.group(1)) + 1}.", new)
+        new = re.sub(
+            r"mid_block\.resnets\.(\d+)\.", lambda m: f"mid.block_{int(m.group(1)) + 1}.", new
+        )
         if "mid_block.attentions.0." in new:
             new = new.replace("mid_block.attentions.0.", "mid.attn_1.")
             new = new.replace("group_norm.", "norm.").replace("to_q.", "q.").replace("to_k.", "k.")
@@ -352,7 +373,9 @@ def draw(pipe: Any, family: str) -> Any:
     """A 2-step 32 px image with the family's own guidance path switched on."""
     impl = families.flow_family(family)
     pipe.set_progress_bar_config(disable=True)
-    inputs = impl.draw_inputs(pipe, "ohwx man, studio lighting", "", impl.info.guidance, torch.device("cpu"))
+    inputs = impl.draw_inputs(
+        pipe, "ohwx man, studio lighting", "", impl.info.guidance, torch.device("cpu")
+    )
     return pipe(
         **inputs, height=32, width=32, num_inference_steps=2,
         generator=torch.Generator("cpu").manual_seed(0), output_type="np",
@@ -411,7 +434,9 @@ def test_a_diffusers_folder_loads_with_the_network_off(family: str, dit_bases, n
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_a_model_id_loads_from_the_hugging_face_cache(family: str, dit_bases, hub, no_network) -> None:
+def test_a_model_id_loads_from_the_hugging_face_cache(
+    family: str, dit_bases, hub, no_network
+) -> None:
     folder = dit_bases(family)
     cache_repo(hub, HUB_ID[family], {p.name: p for p in folder.iterdir()})
 
@@ -460,7 +485,9 @@ def test_a_single_file_takes_text_encoder_and_vae_from_the_flags(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.move(encoder, elsewhere / "my-text-encoder.safetensors")
-    shutil.move(tmp_path / "comfy/models/vae/flux2-vae.safetensors", elsewhere / "my-vae.safetensors")
+    shutil.move(
+        tmp_path / "comfy/models/vae/flux2-vae.safetensors", elsewhere / "my-vae.safetensors"
+    )
 
     pipe = families.flow_family("flux2-klein").load(
         model, torch.float32,
@@ -489,7 +516,9 @@ def test_a_single_file_takes_a_diffusers_folder_s_text_encoder_and_vae(
 # --- one-line errors ---------------------------------------------------------------------------
 
 
-def test_a_missing_vae_is_one_line_naming_the_flag(dit_bases, hub, tiny_configs, tmp_path: Path) -> None:
+def test_a_missing_vae_is_one_line_naming_the_flag(
+    dit_bases, hub, tiny_configs, tmp_path: Path
+) -> None:
     folder = dit_bases("zimage")
     tiny_configs("zimage", folder)
     model, _ = write_comfyui("zimage", folder, tmp_path / "ComfyUI")
@@ -620,5 +649,11 @@ def test_klein_9b_is_told_from_4b_by_its_tensors() -> None:
         shapes |= {f"double_blocks.{i}.img_attn.qkv.weight": [1] for i in range(double)}
         return shapes | {f"single_blocks.{i}.linear1.weight": [1] for i in range(single)}
 
-    assert model_files.variant_of("flux2-klein", header(3072, 5, 20), Path("a")).name == "flux2-klein-4b"
-    assert model_files.variant_of("flux2-klein", header(4096, 8, 24), Path("b")).name == "flux2-klein-9b"
+    assert (
+        model_files.variant_of("flux2-klein", header(3072, 5, 20), Path("a")).name
+        == "flux2-klein-4b"
+    )
+    assert (
+        model_files.variant_of("flux2-klein", header(4096, 8, 24), Path("b")).name
+        == "flux2-klein-9b"
+    )

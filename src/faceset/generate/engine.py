@@ -115,6 +115,8 @@ class Engine:
         """
         self.base = base
         self.family = family
+        self.text_encoder = [str(p) for p in text_encoder]
+        self.vae = str(vae) if vae is not None else None
         self.device, self.dtype = pick_device(device, dtype)
         self.flow = None if family in families.SD_FAMILIES else families.flow_family(family)
         if self.flow is not None:
@@ -207,6 +209,8 @@ class Engine:
                 "subject": lora.subject,
             },
             "base": self.base,
+            **({"text_encoder": self.text_encoder} if self.text_encoder else {}),
+            **({"vae": self.vae} if self.vae else {}),
             "family": self.family,
             "device": self.device,
             "dtype": self.dtype,

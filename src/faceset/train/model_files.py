@@ -149,7 +149,9 @@ def kind_of(shapes: dict[str, list[int]]) -> FileKind:
 
     if any("lora_" in n or ".lokr_" in n or ".hada_" in n for n in names):
         return FileKind("lora")
-    qwen_norm = any(re.match(r"(model\.)?(language_model\.)?layers\.0\.self_attn\.q_norm", n) for n in names)
+    qwen_norm = any(
+        re.match(r"(model\.)?(language_model\.)?layers\.0\.self_attn\.q_norm", n) for n in names
+    )
     embed = first(
         "model.embed_tokens.weight",
         "embed_tokens.weight",
@@ -161,7 +163,9 @@ def kind_of(shapes: dict[str, list[int]]) -> FileKind:
         ):
             return FileKind("text encoder", "qwen2_5_vl", embed[1])
         return FileKind("text encoder", "qwen3" if qwen_norm else "qwen2", embed[1])
-    clip = first("text_model.embeddings.token_embedding.weight", "embeddings.token_embedding.weight")
+    clip = first(
+        "text_model.embeddings.token_embedding.weight", "embeddings.token_embedding.weight"
+    )
     if clip is not None:
         return FileKind("text encoder", "clip_text_model", clip[1])
     t5 = first("shared.weight", "encoder.embed_tokens.weight")
@@ -232,7 +236,9 @@ def transformer_dims(family: str, shapes: dict[str, list[int]]) -> tuple[int, in
     shapes = {k[len(prefix) :]: v for k, v in shapes.items() if k.startswith(prefix)}
     names = set(shapes)
     if family == "zimage" or family == "zimage-turbo":
-        width = (shapes.get("x_embedder.weight") or shapes.get("all_x_embedder.2-1.weight") or [0])[0]
+        width = (shapes.get("x_embedder.weight") or shapes.get("all_x_embedder.2-1.weight") or [0])[
+            0
+        ]
         return width, _blocks(names, "layers."), 0
     width = (shapes.get("img_in.weight") or shapes.get("x_embedder.weight") or [0])[0]
     if family == "qwen-image":
@@ -544,7 +550,9 @@ def _find_encoder(
                 return Source(candidate)
         except BaseModelError:
             continue
-    flag = "--text-encoder FILE" + (" (repeat it for each encoder)" if "_2" in slot or len(names) > 1 else "")
+    flag = "--text-encoder FILE" + (
+        " (repeat it for each encoder)" if "_2" in slot or len(names) > 1 else ""
+    )
     known = f" ({names[0]} in ComfyUI)" if names else ""
     raise BaseModelError(
         f"no {_encoder_label(config)} text encoder found for {model.name}{known} beside it or in"
@@ -552,16 +560,18 @@ def _find_encoder(
     )
 
 
-def _find_tokenizer(
-    encoder: Source, slot: str, config: dict[str, Any], variant: Path
-) -> Source:
+def _find_tokenizer(encoder: Source, slot: str, config: dict[str, Any], variant: Path) -> Source:
     folders: list[Source] = []
     if encoder.path.is_dir():
         root = encoder.path
         folders += [Source(root, slot), Source(root, encoder.subfolder), Source(root, "tokenizer")]
     else:
         parent, stem = encoder.path.parent, encoder.path.stem
-        folders += [Source(parent / stem), Source(parent / f"{stem}_tokenizer"), Source(parent, slot)]
+        folders += [
+            Source(parent / stem),
+            Source(parent / f"{stem}_tokenizer"),
+            Source(parent, slot),
+        ]
     for source in folders:
         if _has_tokenizer(Path(str(source))):
             return source
@@ -689,10 +699,14 @@ def _assemble(pipeline_class: Any, the_plan: Plan, dtype: Any) -> Any:
     import diffusers
 
     variant = the_plan.variant
-    assert variant is not None and the_plan.transformer is not None and the_plan.vae is not None
+    assert variant is not None
+    assert the_plan.transformer is not None
+    assert the_plan.vae is not None
     index = _json(variant / "model_index.json")
     parts: dict[str, Any] = {
-        "transformer": _load_transformer(the_plan.transformer, index["transformer"][1], variant, dtype),
+        "transformer": _load_transformer(
+            the_plan.transformer, index["transformer"][1], variant, dtype
+        ),
         "vae": _load_vae(the_plan.vae, _json(variant / "vae" / "config.json"), variant, dtype),
         "scheduler": getattr(diffusers, index["scheduler"][1]).from_config(
             _json(variant / "scheduler" / "scheduler_config.json")
@@ -787,11 +801,15 @@ def _load_encoder(source: Source, class_name: str, config_dir: Path | None, dtyp
     # ComfyUI's text encoders are transformers' checkpoints without a config (Qwen3's
     # model.layers.*, Qwen2.5-VL's model.* + visual.*, CLIP's text_model.*, T5's encoder.*);
     # transformers renames its older layouts and the model. prefix itself.
-    tensors = {k: v for k, v in tensors.items() if not k.startswith(("logit_scale", "text_projection"))}
+    tensors = {
+        k: v for k, v in tensors.items() if not k.startswith(("logit_scale", "text_projection"))
+    }
     model, info = cls.from_pretrained(
         None, config=config, state_dict=tensors, dtype=dtype, output_loading_info=True
     )
-    missing = [k for k in info.get("missing_keys", []) if "lm_head" not in k and "embed_tokens" not in k]
+    missing = [
+        k for k in info.get("missing_keys", []) if "lm_head" not in k and "embed_tokens" not in k
+    ]
     if missing:
         raise BaseModelError(
             f"text encoder {source.path} lacks {len(missing)} of the {class_name} weights"
@@ -842,7 +860,9 @@ def _load_vae(source: Source, config: dict[str, Any], config_root: Path, dtype: 
     return model.to(dtype)
 
 
-def _vae_to_diffusers(tensors: dict[str, Any], layout: str, config: dict[str, Any]) -> dict[str, Any]:
+def _vae_to_diffusers(
+    tensors: dict[str, Any], layout: str, config: dict[str, Any]
+) -> dict[str, Any]:
     """Return a VAE state dict in diffusers' layout: LDM (FLUX.1's ae, FLUX.2's with its
     BatchNorm and quant convs inside encoder/decoder) or Wan 2.1's (Qwen-Image)."""
     from diffusers.loaders import single_file_utils as sfu
