@@ -881,3 +881,170 @@ def _vae_to_diffusers(
         if key in renamed:
             converted[key] = renamed[key]
     return converted
+
+
+# --- the models on this disk (faceset models; no torch) ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FoundModel:
+    """A model file or folder on this disk, and whether faceset trains on it."""
+
+    base: str
+    """What to pass as ``--base``: a path, or a model id in the Hugging Face cache."""
+    path: Path
+    source: str
+    """``hf-cache``, ``comfyui`` or ``a1111``."""
+    family: str | None
+    """``--for`` value; None when it is not a base model faceset knows."""
+    label: str
+    """What it is, in words: ``FLUX.2 [klein] 4B``, ``a LoRA``, ``Stable Diffusion 2.x``."""
+    size_bytes: int
+    licence: str
+    trainable: bool
+    reason: str = ""
+    """Why not, or what is missing; empty when trainable."""
+
+
+def find_models(
+    hf_cache: Path | None = None,
+    comfyui: Sequence[Path] = (),
+    a1111: Sequence[Path] = (),
+) -> list[FoundModel]:
+    """Return the base models in the Hugging Face cache (``hf_cache``, default
+    :func:`hub_cache`) and under the ComfyUI and A1111/Forge folders, with what each is."""
+    found = list(_cached_models(hf_cache or hub_cache()))
+    for roots, source in ((comfyui, "comfyui"), (a1111, "a1111")):
+        for root in roots:
+            models = root / "models" if (root / "models").is_dir() else root
+            for sub in _MODEL_DIRS:
+                for path in (
+                    sorted((models / sub).rglob("*.safetensors")) if (models / sub).is_dir() else []
+                ):
+                    found.append(describe(path, source))
+    return found
+
+
+def _cached_models(cache: Path) -> Iterable[FoundModel]:
+    if not cache.is_dir():
+        return
+    for repo in sorted(cache.glob("models--*")):
+        repo_id = repo.name[len("models--") :].replace("--", "/", 1)
+        ref = repo / "refs" / "main"
+        try:
+            snapshot = repo / "snapshots" / ref.read_text().strip()
+        except OSError:
+            snapshots = sorted((repo / "snapshots").glob("*"))
+            if not snapshots:
+                continue
+            snapshot = snapshots[-1]
+        if (snapshot / "model_index.json").is_file():
+            yield _describe_folder(repo_id, snapshot, "hf-cache", _size(repo))
+        else:
+            for path in sorted(snapshot.rglob("*.safetensors")):
+                yield describe(path, "hf-cache")
+
+
+def _size(path: Path) -> int:
+    """Return the bytes of the files under ``path`` (the cache's blobs once, not its links)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _describe_folder(base: str, folder: Path, source: str, size: int) -> FoundModel:
+    from faceset.train import detect
+
+    family = detect.family_of(str(folder))
+    if family not in families.BY_NAME:
+        what = family or "a pipeline faceset does not know"
+        return FoundModel(
+            base,
+            folder,
+            source,
+            None,
+            what,
+            size,
+            "",
+            False,
+            f"{what}; faceset trains {_trained()}",
+        )
+    assert family is not None
+    label = families.info(family).label
+    variant = None
+    if family == "flux2-klein":
+        config = folder / "transformer" / "config.json"
+        if config.is_file():
+            width = _json(config).get("num_attention_heads", 0) * _json(config).get(
+                "attention_head_dim", 0
+            )
+            variant = CONFIGS / ("flux2-klein-9b" if width == 4096 else "flux2-klein-4b")
+            label = variant_label(variant)
+    missing = [c for c in ("transformer", "vae") if not (folder / c).is_dir()]
+    reason = f"incomplete: no {', '.join(missing)}/" if missing else ""
+    return FoundModel(
+        base, folder, source, family, label, size, licence_of(family, variant), not missing, reason
+    )
+
+
+def describe(path: Path, source: str) -> FoundModel:
+    """Return what the ``.safetensors`` file ``path`` is and whether faceset trains on it."""
+    size = path.stat().st_size
+    try:
+        shapes = read_header(path)
+    except BaseModelError as e:
+        return FoundModel(str(path), path, source, None, "unreadable", size, "", False, str(e))
+    kind = kind_of(shapes)
+    if kind.role == "diffusion model":
+        family = detect_family(shapes, strip_prefix(shapes))
+        assert family is not None
+        try:
+            variant = variant_of(family, shapes, path)
+        except BaseModelError as e:
+            label = families.info(family).label
+            return FoundModel(
+                str(path),
+                path,
+                source,
+                family,
+                label,
+                size,
+                families.info(family).licence,
+                False,
+                str(e),
+            )
+        label, licence = variant_label(variant), licence_of(family, variant)
+        if family == "zimage":  # Turbo and base share the architecture: the user says which
+            label = "Z-Image or Z-Image Turbo"
+        try:
+            plan(str(path), family)
+        except BaseModelError as e:
+            return FoundModel(str(path), path, source, family, label, size, licence, False, str(e))
+        return FoundModel(str(path), path, source, family, label, size, licence, True)
+    if kind.role == "text encoder":
+        what = f"a text encoder ({_encoder_label({'model_type': kind.kind, 'hidden_size': kind.width})})"
+        return FoundModel(
+            str(path), path, source, None, what, size, "", False, f"{what} alone, not a base model"
+        )
+    if kind.role == "vae":
+        return FoundModel(
+            str(path), path, source, None, "a VAE", size, "", False, "a VAE alone, not a base model"
+        )
+    if kind.role == "lora":
+        return FoundModel(
+            str(path), path, source, None, "a LoRA", size, "", False, "a LoRA, not a base model"
+        )
+    from faceset.train import detect
+
+    family = detect.family_of(str(path))
+    if family in ("sd15", "sdxl"):
+        entry = families.info(family)
+        return FoundModel(str(path), path, source, family, entry.label, size, entry.licence, True)
+    what = family or "not a model faceset knows"
+    return FoundModel(
+        str(path), path, source, None, what, size, "", False, f"{what}; faceset trains {_trained()}"
+    )
+
+
+def _trained() -> str:
+    return ", ".join(info.label for info in families.CATALOG)
