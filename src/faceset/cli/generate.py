@@ -35,7 +35,7 @@ from faceset.cli.library import (
     _remote,
     run_export,
 )
-from faceset.cli.train import Family, _local, _quiet_libraries
+from faceset.cli.train import Family, Vram, _local, _quiet_libraries
 from faceset.cli.train import _progress as train_progress
 from faceset.errors import ConfigError
 
@@ -64,6 +64,14 @@ Base = Annotated[
     ),
 ]
 ForFamily = Annotated[Family | None, _opt("What the base model is (default: the LoRA's).", "--for")]
+VramOption = Annotated[
+    Vram | None,
+    _opt(
+        "GPU GiB (8, 12, 16, 24, 48, auto) to draw a transformer family within (default: the"
+        " LoRA's training budget).",
+        "--vram",
+    ),
+]
 Subject = Annotated[
     str | None,
     _opt('Trigger and class, e.g. "ohwx man" (default: from the LoRA\'s metadata).', "--subject"),
@@ -134,11 +142,12 @@ def headshots(
     ] = None,
     steps: Annotated[int | None, _opt("Denoising steps (default: 30).", "--steps")] = None,
     guidance: Annotated[
-        float | None, _opt("Guidance scale (default: 7 for sd15, 6 for sdxl).", "--guidance")
+        float | None, _opt("Guidance scale (default: the family's own).", "--guidance")
     ] = None,
     lora_weight: Annotated[
         float | None, _opt("LoRA strength (default: 1.0).", "--lora-weight")
     ] = None,
+    vram: VramOption = None,
     sampler: Annotated[
         SamplerName | None, _opt("Sampler (default: dpmpp_2m_karras).", "--sampler")
     ] = None,
@@ -179,6 +188,7 @@ def headshots(
         "preset": preset, "count": count, "seed": seed, "steps": steps, "guidance": guidance,
         "lora_weight": lora_weight, "sampler": sampler.value if sampler else None,
         "width": width, "height": height, "negative": negative,
+        "vram": vram.value if vram else None,
     }  # fmt: skip
     settings = _settings(config_file, "headshots", flags).headshots
     _require_torch_stack(verbose, "headshots")
@@ -234,6 +244,7 @@ def eval(  # named for the command; shadows the builtin only in this module
         list[str] | None,
         _opt("A prompt with {subject}; repeat for more (default: six headshots).", "--prompt"),
     ] = None,
+    vram: VramOption = None,
     config_file: ConfigFile = None,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -247,6 +258,7 @@ def eval(  # named for the command; shadows the builtin only in this module
         "steps": steps,
         "seeds": tuple(seed) if seed else None,
         "prompts": tuple(prompt) if prompt else None,
+        "vram": vram.value if vram else None,
     }
     settings = _settings(config_file, "eval", flags).eval
     from faceset.evaluate import require
@@ -321,7 +333,13 @@ def run(
     class_word: Annotated[
         str | None, _opt("Class word: person, man, woman (default: person).", "--class")
     ] = None,
-    steps: Annotated[int | None, _opt("Training steps (default: 1500).", "--steps")] = None,
+    steps: Annotated[
+        int | None, _opt("Training steps (default: the family's, 1500-2000).", "--steps")
+    ] = None,
+    vram: Annotated[
+        Vram | None,
+        _opt("GPU GiB (8, 12, 16, 24, 48, auto) to train and draw within.", "--vram"),
+    ] = None,
     save_every: Annotated[
         int | None, _opt("Checkpoint every N steps, each evaluated (default: 250).", "--save-every")
     ] = None,
@@ -401,7 +419,10 @@ def run(
             f"no face of {exported.person.name} could be exported; see {exported.report}"
         )
 
-    flags = {"steps": steps, "save_every": save_every, "resolution": resolution}
+    flags = {
+        "steps": steps, "save_every": save_every, "resolution": resolution,
+        "vram": vram.value if vram else None,
+    }  # fmt: skip
     train_cfg = train_config.make(
         {"dataset": out, "base": _local(base) or base, "family": family_name, "out": out / "model"}
         | {k: v for k, v in flags.items() if v is not None}
@@ -413,7 +434,7 @@ def run(
 
     from faceset.generate.engine import Engine
 
-    engine = Engine(train_cfg.base, family_name)
+    engine = Engine(train_cfg.base, family_name, vram=train_cfg.vram)
     lora = trained.lora
     if not no_eval:
         from faceset.evaluate import evaluate

@@ -49,6 +49,7 @@ from faceset.export.manifest import IMAGES
 from faceset.export.masks import MASK_VERSION, BoxPx, render_mask, to_image
 from faceset.export.presets import RESOLUTION
 from faceset.export.tokens import check_trigger
+from faceset.redaction import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -191,15 +192,17 @@ def write_layouts(
     if with_diffusers:
         _plan_diffusers(plan, images, captions)
     if images:
-        plan[GUIDE] = training_guide(
-            out.resolve(),
-            person_name,
-            len(images),
-            size,
-            settings,
-            concept,
-            with_kohya,
-            with_diffusers,
+        plan[GUIDE] = redact_text(
+            training_guide(
+                out.resolve(),
+                person_name,
+                len(images),
+                size,
+                settings,
+                concept,
+                with_kohya,
+                with_diffusers,
+            )
         ).encode("utf-8")
 
     state = _read_state(out)

@@ -26,6 +26,7 @@ from faceset.generate.lora_file import (
     _training_config,
     base_of,
     read_lora,
+    trained_vram,
 )
 from faceset.generate.prompts import resolve_preset
 from faceset.generate.sheet import TILE, contact_sheet, save_png
@@ -115,7 +116,13 @@ def headshots(
             # A diffusion-model file's text encoder and VAE, as training was given them.
             text_encoder = [Path(p) for p in trained.get("text_encoder") or ()]
             vae = Path(trained["vae"]) if trained.get("vae") else None
-        engine = Engine(base, family, text_encoder=text_encoder, vae=vae)
+        engine = Engine(
+            base,
+            family,
+            vram=settings.vram or trained_vram(info),
+            text_encoder=text_encoder,
+            vae=vae,
+        )
     engine.use_lora(info)
     previous = _recorded_images(out)
     log.info(

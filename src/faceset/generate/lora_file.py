@@ -175,6 +175,12 @@ def base_of(lora: LoraFile, base: str | None, family: Family | None) -> tuple[st
     return str(base), family
 
 
+def trained_vram(lora: LoraFile) -> str | None:
+    """Return the ``--vram`` the LoRA was trained within (drawing follows the same budget)."""
+    found = _training_config(lora.path).get("vram")
+    return str(found) if found else None
+
+
 def _training_config(lora: Path) -> dict[str, Any]:
     """Return the ``training_config.json`` of the run that wrote ``lora``; empty if none."""
     for folder in (lora.parent, lora.parent.parent.parent):

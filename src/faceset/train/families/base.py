@@ -109,3 +109,16 @@ class FlowFamily(ABC):
         """Return the pipeline-call keywords for ``prompt`` at ``guidance``: text embeddings
         (so drawing needs no text encoder once they are made) and the family's own guidance
         argument."""
+
+
+def to_device(inputs: dict[str, Any], device: torch.device | str) -> dict[str, Any]:
+    """Return pipeline keywords with every tensor (also inside lists) moved to ``device``."""
+    return {k: _moved(v, device) for k, v in inputs.items()}
+
+
+def _moved(value: Any, device: torch.device | str) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, list | tuple):
+        return [_moved(v, device) for v in value]
+    return value
