@@ -673,7 +673,7 @@ def load(
     says, nothing fetched unless ``base`` is a model id neither cached nor local and the hub is
     allowed. Raises BaseModelError in one line for a missing part."""
     the_plan = plan(base, family, text_encoder, vae)
-    log.info("loading %s base model %s (%s)", families.info(family).label, base, the_plan.how)
+    log.debug("loading %s base model %s (%s)", families.info(family).label, base, the_plan.how)
     if the_plan.how == "hub":
         return pipeline_class.from_pretrained(base, dtype=dtype)
     if the_plan.how == "folder":
