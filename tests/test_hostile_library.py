@@ -361,3 +361,102 @@ def test_a_jpeg_libjpeg_warns_about_is_corrupt_unless_allowed_damaged(
         json.loads(line) for line in (tmp_path / "b" / "manifest.jsonl").read_text().splitlines()
     ]
     assert any("corrupt data; cropped anyway" in w for w in record["warnings"])
+
+
+def test_a_photo_that_decodes_at_another_size_than_indexed_is_corrupt(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import json
+
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    jane = lib.person("Jane Doe")
+    lib.photo_file("a.jpg", jane, size=(1600, 1200))
+    with sqlite_db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE files SET file_width = 1920, file_height = 1440"))
+    args = ["export", "--db", sqlite_db.url, "--originals", str(lib.originals), "-p", "Jane Doe",
+            "--size", "256", "--layout", "none"]  # fmt: skip
+
+    refused = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    allowed = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--allow-damaged"])
+
+    assert refused.exit_code == 0, refused.stderr
+    [problem] = json.loads((tmp_path / "a" / "report.json").read_text())["problems"]
+    assert (problem["reason"], problem["detail"]) == (
+        "corrupt",
+        "decodes as 1600x1200 but was indexed as 1920x1440; re-index it, or pass --allow-damaged",
+    )
+    assert allowed.exit_code == 0
+    assert json.loads((tmp_path / "b" / "report.json").read_text())["counts"]["written"] == 1
+
+
+def test_an_arithmetic_jpeg_pillow_cannot_read_is_unsupported_not_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without libjpeg-turbo, a Pillow built without arithmetic decoding says "broken data
+    stream" of an arithmetic-coded JPEG: that is a coding faceset cannot read, not damage."""
+    import io
+
+    from PIL import Image
+
+    from faceset.crop import libjpeg, render
+    from faceset.crop.job import CropJob, CropSettings
+    from faceset.model import Face, RelBox
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "grey").save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 1] = 0xC9  # SOF9: arithmetic coding
+    photo = tmp_path / "arith.jpg"
+    photo.write_bytes(bytes(data))
+    face = Face(marker_uid="m1", file_uid="f1", photo_uid="p1", subject_uid="s", subject_name="Jane",
+                root="/", file_name="arith.jpg", box=RelBox(0.1, 0.1, 0.5, 0.5))  # fmt: skip
+    job = CropJob(face, photo, tmp_path / "o.jpg", "faces/o.jpg", CropSettings())
+    monkeypatch.setattr(libjpeg, "_lib", None)
+
+    outcome = render._undecodable(job, OSError("broken data stream when reading image file"))
+    plain = render._undecodable(
+        CropJob(face, tmp_path / "missing.jpg", tmp_path / "o.jpg", "faces/o.jpg", CropSettings()),
+        OSError("broken data stream"),
+    )
+
+    assert outcome.reason is not None
+    assert (outcome.reason.value, outcome.detail.split(":")[0]) == (
+        "unreadable", "unsupported JPEG coding (arithmetic)"
+    )  # fmt: skip
+    assert plain.reason is not None
+    assert plain.reason.value == "corrupt"
+
+
+def test_a_wal_index_in_a_read_only_folder_is_read_as_immutable(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import shutil
+    import sqlite3
+    import subprocess
+
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    lib.photo_file("a.jpg", lib.person("Jane Doe"))
+    index = Path(sqlite_db.url.removeprefix("sqlite:///"))
+    sqlite_db.engine.dispose()
+    source = tmp_path / "storage-rw"
+    source.mkdir()
+    shutil.copy(index, source / "index.db")
+    with sqlite3.connect(source / "index.db") as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+    for leftover in source.glob("index.db-*"):
+        leftover.unlink()  # a clean shutdown: no -wal, no -shm
+    mounted = tmp_path / "storage-ro"
+    mounted.mkdir()
+    if subprocess.run(["mount", "--bind", str(source), str(mounted)], check=False).returncode:
+        pytest.skip("cannot bind-mount here to make a read-only folder")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mounted)], check=True)
+        assert not os.access(mounted, os.W_OK)
+
+        result = runner.invoke(app, ["people", "--db", f"sqlite:///{mounted / 'index.db'}"])
+    finally:
+        subprocess.run(["umount", str(mounted)], check=False)
+
+    assert result.exit_code == 0, result.stderr
+    assert "Jane Doe" in result.stdout

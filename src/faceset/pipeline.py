@@ -147,7 +147,7 @@ def export(
 
 
 _DIGITS = re.compile(r"\d+")
-"""Warnings that differ only in their numbers are one kind ("indexed as NxN, decodes as NxN")."""
+"""Warnings that differ only in their numbers are one kind ("decodes as NxN but was ...")."""
 
 
 @dataclass(slots=True)

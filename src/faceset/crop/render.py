@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from faceset.crop import geometry
+from faceset.crop import geometry, libjpeg
 from faceset.crop.decode import (
     DAMAGED,
     JPEG_FORMATS,
@@ -88,7 +88,7 @@ def _crop_face(job: CropJob) -> Outcome:
     try:
         image = framed.read(job.settings.size)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        return _problem(face, Reason.CORRUPT, f"cannot decode image: {e}")
+        return _undecodable(job, e)
     warnings = framed.warnings
     if image.info.get(DAMAGED):
         warnings += (
@@ -105,6 +105,35 @@ def _crop_face(job: CropJob) -> Outcome:
         others=framed.others,
         warnings=warnings,
     )
+
+
+_ARITHMETIC_SOF = frozenset(b"\xc9\xca\xcb\xcd\xce\xcf")
+"""Start-of-frame markers of arithmetic-coded JPEGs (ITU T.81 table B.1)."""
+
+
+def _undecodable(job: CropJob, error: BaseException) -> Outcome:
+    """The outcome of a photo that would not decode: ``corrupt``, unless it is a JPEG coding
+    that only the fast path reads (arithmetic: Pillow's libjpeg lacks it) and says "broken
+    data stream" about, which is not damage."""
+    try:
+        head = read_regular(job.source)[:65536]
+    except OSError:
+        head = b""
+    if head[:2] == b"\xff\xd8" and _arithmetic(head) and not libjpeg.available():
+        detail = "unsupported JPEG coding (arithmetic): install libjpeg-turbo (libjpeg62-turbo)"
+        return _problem(job.face, Reason.UNREADABLE, detail)
+    return _problem(job.face, Reason.CORRUPT, f"cannot decode image: {error}")
+
+
+def _arithmetic(data: bytes) -> bool:
+    """Return whether the JPEG's frame header says arithmetic coding."""
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker, length = data[at + 1], int.from_bytes(data[at + 2 : at + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return marker in _ARITHMETIC_SOF
+        at += 2 + length
+    return False
 
 
 class NotRegularFile(OSError):
@@ -156,7 +185,7 @@ def frame_face(job: CropJob) -> Framed | Outcome:
     except UnidentifiedImageError:
         return _problem(face, Reason.UNREADABLE, "not an image format faceset can read")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        return _problem(face, Reason.CORRUPT, f"cannot decode image: {e}")
+        return _undecodable(job, e)
 
 
 def _frame(job: CropJob, photo: Photo) -> Framed | Outcome:
@@ -164,9 +193,14 @@ def _frame(job: CropJob, photo: Photo) -> Framed | Outcome:
     width, height = geometry.oriented_size(photo.width, photo.height, photo.orientation)
     warnings: list[str] = []
     if face.file_width and (face.file_width, face.file_height) != (width, height):
-        warnings.append(
-            f"indexed as {face.file_width}x{face.file_height}, decodes as {width}x{height}"
+        sizes = (
+            f"decodes as {width}x{height} but was indexed as {face.file_width}x{face.file_height}"
         )
+        if not settings.allow_damaged:
+            # A header that lies about the size (30000 x 30000 on a 1920 x 1440 photo) decodes
+            # as flat grey: not a crop to train on.
+            return _problem(face, Reason.CORRUPT, f"{sizes}; re-index it, or pass --allow-damaged")
+        warnings.append(sizes)
     rel = face.box
     if not all(map(math.isfinite, (rel.x, rel.y, rel.w, rel.h))):
         return _problem(face, Reason.BAD_BOX, "the box has a missing or non-numeric coordinate")
