@@ -101,4 +101,4 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 # Registration happens on import; these come last because they use ``command`` above.
-from faceset.cli import doctor, generate, library, train  # noqa: E402, F401
+from faceset.cli import doctor, generate, library, models, train  # noqa: E402, F401

@@ -161,6 +161,20 @@ def headshots(
         str | None, _opt("Negative prompt (default: the preset's).", "--negative")
     ] = None,
     subject: Subject = None,
+    text_encoder: Annotated[
+        list[Path] | None,
+        _opt(
+            "For a --base that is one diffusion-model file: its text encoder file or folder, or a"
+            " folder with its tokenizer; repeat for more (default: as trained, or found beside it).",
+            "--text-encoder",
+        ),
+    ] = None,
+    vae: Annotated[
+        Path | None,
+        _opt(
+            "For a --base that is one diffusion-model file: its VAE (default: as trained).", "--vae"
+        ),
+    ] = None,
     config_file: ConfigFile = None,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -188,6 +202,8 @@ def headshots(
             family=family.value if family else None,
             subject=subject,
             out=out,
+            text_encoder=[p.expanduser().resolve() for p in text_encoder or ()],
+            vae=vae.expanduser().resolve() if vae else None,
             on_image=lambda d: advance("", d.done, d.total),
         )
     if not quiet:

@@ -99,6 +99,21 @@ def train(
         Family | None,
         _opt("What the base model is (default: read from the model's files).", "--for"),
     ] = None,
+    text_encoder: Annotated[
+        list[Path] | None,
+        _opt(
+            "For a --base that is one diffusion-model file: its text encoder file or folder, or a"
+            " folder with its tokenizer; repeat for more (default: found beside it).",
+            "--text-encoder",
+        ),
+    ] = None,
+    vae: Annotated[
+        Path | None,
+        _opt(
+            "For a --base that is one diffusion-model file: its VAE (default: found beside it).",
+            "--vae",
+        ),
+    ] = None,
     adapter: Annotated[
         Path | None,
         _opt("Z-Image Turbo's training adapter (.safetensors), merged for training.", "--adapter"),
@@ -233,6 +248,10 @@ def train(
     overrides = {
         "base": _local(base),
         "family": family.value if family else None,
+        "text_encoder": tuple(p.expanduser().resolve() for p in text_encoder)
+        if text_encoder
+        else None,
+        "vae": vae.expanduser().resolve() if vae else None,
         "adapter": adapter.resolve() if adapter else None,
         "network": network.value if network else None,
         "name": name,

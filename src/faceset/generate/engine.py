@@ -12,8 +12,9 @@ import dataclasses
 import importlib.metadata
 import importlib.util
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import diffusers
@@ -107,18 +108,23 @@ class Engine:
         device: str | None = None,
         dtype: str | None = None,
         scheduler_config: Mapping[str, Any] | None = None,
+        text_encoder: Sequence[str | Path] = (),
+        vae: str | Path | None = None,
         vram: str | None = None,
         quantize: str | None = None,
     ) -> None:
         """Load ``base`` (folder, ``.safetensors`` or model id) of ``family`` onto ``device``.
 
         ``scheduler_config`` replaces the base model's own (to redraw a recorded image exactly).
+        ``text_encoder``/``vae``: the files a diffusion-model file needs (transformer families).
         ``vram`` (GiB, or auto) holds a transformer family as training's memory plan says for
         that budget (``train/memory.py``), ``quantize`` fixes that plan's choice of weights.
         Raises BaseModelError when the base cannot be loaded or is not of ``family``.
         """
         self.base = base
         self.family = family
+        self.text_encoder = [str(p) for p in text_encoder]
+        self.vae = str(vae) if vae is not None else None
         self.device, self.dtype = pick_device(device, dtype)
         self.flow = None if family in families.SD_FAMILIES else families.flow_family(family)
         self.text_device = self.device
@@ -126,7 +132,7 @@ class Engine:
         if self.flow is not None:
             from faceset.train.flow import load_pipeline
 
-            self.pipeline = load_pipeline(base, self.flow, torch.float32)
+            self.pipeline = load_pipeline(base, self.flow, torch.float32, text_encoder, vae)
         else:
             self.pipeline = load_base(base, family).pipeline
         if self.flow is not None and (vram is not None or quantize is not None):
@@ -262,6 +268,8 @@ class Engine:
                     "subject": lora.subject,
                 },
                 "base": self.base,
+                **({"text_encoder": self.text_encoder} if self.text_encoder else {}),
+                **({"vae": self.vae} if self.vae else {}),
                 "family": self.family,
                 "device": self.device,
                 "dtype": self.dtype,

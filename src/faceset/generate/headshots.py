@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from faceset.generate.lora_file import (
     Family,
     LoraError,
     LoraFile,
+    _training_config,
     base_of,
     read_lora,
     trained_vram,
@@ -75,6 +76,8 @@ def headshots(
     out: Path | None = None,
     engine: Engine | None = None,
     on_image: OnImage = ignore_image,
+    text_encoder: Sequence[Path] = (),
+    vae: Path | None = None,
 ) -> HeadshotsResult:
     """Draw ``settings.count`` headshots of the person ``lora`` was trained on; return the files.
 
@@ -108,7 +111,18 @@ def headshots(
     negative = preset.negative if settings.negative is None else settings.negative
     out = (out or info.path.parent / "headshots").resolve()
     if engine is None:
-        engine = Engine(base, family, vram=settings.vram or trained_vram(info))
+        trained = _training_config(info.path)
+        if base == trained.get("base") and not text_encoder and vae is None:
+            # A diffusion-model file's text encoder and VAE, as training was given them.
+            text_encoder = [Path(p) for p in trained.get("text_encoder") or ()]
+            vae = Path(trained["vae"]) if trained.get("vae") else None
+        engine = Engine(
+            base,
+            family,
+            vram=settings.vram or trained_vram(info),
+            text_encoder=text_encoder,
+            vae=vae,
+        )
     engine.use_lora(info)
     previous = _recorded_images(out)
     log.info(
@@ -171,6 +185,8 @@ def redraw(record: Mapping[str, Any], engine: Engine | None = None) -> Image.Ima
             device=record["device"],
             dtype=record["dtype"],
             scheduler_config=scheduler_config,
+            text_encoder=record.get("text_encoder") or (),
+            vae=record.get("vae"),
         )
     engine.use_lora(lora)
     image: Image.Image = engine.render(request_of(record), scheduler_config)

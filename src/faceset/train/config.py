@@ -72,6 +72,13 @@ class TrainConfig(BaseModel):
     family: Family | None = None
     """What the base model is (``--for``); detected from the model when not given, and checked
     against it."""
+    text_encoder: tuple[Path, ...] = ()
+    """For a base that is one diffusion-model file (ComfyUI's split files): its text encoder
+    file(s) or folder(s), and a folder with the tokenizer; empty: found beside the file, in
+    ComfyUI's ``models/text_encoders`` and in the Hugging Face cache. FLUX.1 takes two."""
+    vae: Path | None = None
+    """For a base that is one diffusion-model file: its VAE file or folder; None: found beside
+    the file or in ComfyUI's ``models/vae``."""
     adapter: Path | None = None
     """Z-Image Turbo's training adapter (a LoRA file), merged into the base for training so the
     step distillation survives; not part of the saved LoRA. Required for ``zimage-turbo``."""

@@ -21,7 +21,7 @@ import contextlib
 import copy
 import importlib.util
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -89,11 +89,18 @@ class FlowCache:
         return train + [reg[k % len(reg)] for k in range(len(train))] if reg else train
 
 
-def load_pipeline(base: str, family: FlowFamily, dtype: torch.dtype) -> Any:
-    """Return ``family``'s pipeline of ``base`` in ``dtype``; BaseModelError in one line."""
+def load_pipeline(
+    base: str,
+    family: FlowFamily,
+    dtype: torch.dtype,
+    text_encoder: Sequence[str | Path] = (),
+    vae: str | Path | None = None,
+) -> Any:
+    """Return ``family``'s pipeline of ``base`` in ``dtype`` (``text_encoder``/``vae``: the
+    files a single diffusion-model file needs); BaseModelError in one line."""
     try:
-        return family.load(base, dtype)
-    except (torch.OutOfMemoryError, KeyboardInterrupt):
+        return family.load(base, dtype, text_encoder, vae)
+    except (torch.OutOfMemoryError, KeyboardInterrupt, BaseModelError):
         raise
     except Exception as e:  # diffusers and the hub raise many types for a model they cannot use
         from faceset.train.base_model import _reason
@@ -125,7 +132,7 @@ class Run:
 
         # 1. The base model, frozen. The seed fixes the adapter's initialisation.
         torch.manual_seed(cfg.seed)
-        pipe = load_pipeline(cfg.base, self.family, self.dtype)
+        pipe = load_pipeline(cfg.base, self.family, self.dtype, cfg.text_encoder, cfg.vae)
         for name in ("transformer", "vae", *self.family.text_encoders):
             getattr(pipe, name).requires_grad_(False)
         if cfg.adapter is not None:
