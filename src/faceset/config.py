@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from faceset import redaction
 from faceset.crop.config import CropConfig
 from faceset.errors import ConfigError
 from faceset.evaluate.config import EvalConfig
@@ -172,6 +173,7 @@ def _with_password(config: Config, env: Mapping[str, str]) -> Config:
     except ArgumentError:
         return config
     if url.password:
+        redaction.remember(str(url.password))
         return config
     password: str | None = env.get("FACESET_DB_PASSWORD") or env.get("PHOTOPRISM_DATABASE_PASSWORD")
     if config.library.db_password_file:
@@ -183,5 +185,6 @@ def _with_password(config: Config, env: Mapping[str, str]) -> Config:
             ) from None
     if not password:
         return config
+    redaction.remember(password)
     rendered = url.set(password=password).render_as_string(hide_password=False)
     return config.model_copy(update={"library": config.library.model_copy(update={"db": rendered})})

@@ -275,3 +275,68 @@ def test_sample_sheets_are_drawn_from_cached_embeddings_after_the_text_encoder_i
         assert sheet.size == (128, 64)
         left, right = sheet.crop((0, 0, 64, 64)), sheet.crop((64, 0, 128, 64))
         assert left.tobytes() != right.tobytes()  # two prompts, two seeds
+
+
+# ComfyUI's key maps for transformer. LoRA keys (reference section 4.2: comfy/utils.py
+# flux_to_diffusers and z_image_to_diffusers; Qwen-Image's native names are diffusers'),
+# as patterns of the diffusers module names each family's LoRA may adapt.
+COMFYUI_MAPPED = {
+    "flux2-klein": (
+        r"transformer_blocks\.\d+\.attn\.(to_[qkv]|to_out\.0|add_[qkv]_proj|to_add_out)",
+        r"transformer_blocks\.\d+\.ff(_context)?\.linear_(in|out)",
+        r"single_transformer_blocks\.\d+\.attn\.(to_qkv_mlp_proj|to_out)",
+        r"(x_embedder|context_embedder|proj_out)",
+    ),
+    "flux1": (
+        r"transformer_blocks\.\d+\.attn\.(to_[qkv]|to_out\.0|add_[qkv]_proj|to_add_out)",
+        r"transformer_blocks\.\d+\.(ff|ff_context)\.net\.(0\.proj|2)",
+        r"single_transformer_blocks\.\d+\.(attn\.to_[qkv]|proj_mlp|proj_out|norm\.linear)",
+        r"(x_embedder|context_embedder|proj_out)",
+    ),
+    "zimage": (
+        r"(layers|noise_refiner|context_refiner)\.\d+\.attention\.(to_[qkv]|to_out\.0)",
+        r"(layers|noise_refiner|context_refiner)\.\d+\.(feed_forward\.w[123]|adaLN_modulation\.0)",
+    ),
+    "qwen-image": (r".+",),  # identity: every module name is its native name
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_module_the_lora_adapts_has_a_comfyui_name(family: str, dit_bases) -> None:
+    import re
+
+    impl = families.flow_family(family)
+    transformer = impl.load(dit_bases(family), torch.float32).transformer
+    patterns = [re.compile(p) for p in COMFYUI_MAPPED[family]]
+
+    targets = impl.target_modules(transformer)
+
+    assert targets
+    unmapped = [t for t in targets if not any(p.fullmatch(t) for p in patterns)]
+    assert not unmapped, f"ComfyUI would skip these keys of the file: {unmapped}"
+
+
+@pytest.mark.parametrize("quantize", ["int8", "fp8"])
+def test_drawing_follows_a_memory_plan_and_still_draws_the_person(
+    quantize: str, dit_bases, make_dataset, tmp_path: Path
+) -> None:
+    """Engine(quantize=...) holds the transformer as the plan says; the LoRA loads on the
+    quantised layers and the image stays close to the full-precision one."""
+    import numpy as np
+
+    from faceset.generate.engine import Engine, Request
+    from faceset.generate.lora_file import read_lora
+
+    base = dit_bases("flux2-klein")
+    result = train(config(make_dataset(images=1, repeats=1), base, tmp_path / "out", "flux2-klein"))
+    request = Request(prompt="ohwx man", negative_prompt="", seed=1, steps=2, guidance=4.0,
+                      width=64, height=64, sampler="model", lora_weight=1.0)  # fmt: skip
+    images = []
+    for held in (None, quantize):
+        engine = Engine(str(base), "flux2-klein", quantize=held)
+        engine.use_lora(read_lora(result.lora))
+        images.append(np.asarray(engine.render(request), np.int16))
+
+    assert engine.memory is not None
+    assert engine.memory.quantize == "int8"  # fp8 is drawn as int8 (see Engine._hold)
+    assert np.abs(images[0] - images[1]).mean() < 8

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 from collections.abc import Callable
 from typing import Annotated, ParamSpec, TypeVar
 
@@ -16,6 +17,7 @@ from rich.logging import RichHandler
 
 from faceset import __version__
 from faceset.errors import FacesetError
+from faceset.redaction import RedactingFilter, redact_text
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -35,15 +37,29 @@ Quiet = Annotated[
 JsonLines = Annotated[bool, typer.Option("--json", help="Print JSON lines on stdout for scripts.")]
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a command; the message says what was done by then."""
+
+
 def command(fn: Callable[P, T]) -> Callable[P, T]:
-    """Register a command whose FacesetError becomes one line on stderr and exit status 1."""
+    """Register a command whose FacesetError becomes one line on stderr and exit status 1, and
+    whose interruption (Ctrl-C, SIGTERM) one line and exit status 130."""
 
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt as e:
+            done = f": {e}" if isinstance(e, Interrupted) and str(e) else ""
+            err_console.print(
+                f"interrupted{done}; run the same command to resume",
+                markup=False, highlight=False, soft_wrap=True,
+            )  # fmt: skip
+            raise typer.Exit(130) from None
         except FacesetError as e:
-            err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+            err_console.print(
+                f"error: {redact_text(str(e))}", markup=False, highlight=False, soft_wrap=True
+            )
             raise typer.Exit(1) from e
 
     app.command()(run)
@@ -54,6 +70,7 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
     """Send log records to stderr through Rich: -v for debug, -q for warnings only."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+    handler.addFilter(RedactingFilter())  # no password or token reaches a terminal or a log file
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
 
 
@@ -73,8 +90,15 @@ def main_options(
 
 
 def main() -> None:
+    # SIGTERM (systemd, docker stop, kill) stops a run as cleanly as Ctrl-C: finished images
+    # stay, the journal is kept, workers and their server exit with it.
+    signal.signal(signal.SIGTERM, _terminate)
     app(prog_name="faceset")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 # Registration happens on import; these come last because they use ``command`` above.
-from faceset.cli import doctor, generate, library, train  # noqa: E402, F401
+from faceset.cli import doctor, generate, library, models, train  # noqa: E402, F401

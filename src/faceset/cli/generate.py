@@ -35,7 +35,7 @@ from faceset.cli.library import (
     _remote,
     run_export,
 )
-from faceset.cli.train import Family, _local, _quiet_libraries
+from faceset.cli.train import Family, Vram, _local, _quiet_libraries
 from faceset.cli.train import _progress as train_progress
 from faceset.errors import ConfigError
 
@@ -67,6 +67,14 @@ Base = Annotated[
     ),
 ]
 ForFamily = Annotated[Family | None, _opt("What the base model is (default: the LoRA's).", "--for")]
+VramOption = Annotated[
+    Vram | None,
+    _opt(
+        "GPU GiB (8, 12, 16, 24, 48, auto) to draw a transformer family within (default: the"
+        " LoRA's training budget).",
+        "--vram",
+    ),
+]
 Subject = Annotated[
     str | None,
     _opt('Trigger and class, e.g. "ohwx man" (default: from the LoRA\'s metadata).', "--subject"),
@@ -137,11 +145,12 @@ def headshots(
     ] = None,
     steps: Annotated[int | None, _opt("Denoising steps (default: 30).", "--steps")] = None,
     guidance: Annotated[
-        float | None, _opt("Guidance scale (default: 7 for sd15, 6 for sdxl).", "--guidance")
+        float | None, _opt("Guidance scale (default: the family's own).", "--guidance")
     ] = None,
     lora_weight: Annotated[
         float | None, _opt("LoRA strength (default: 1.0).", "--lora-weight")
     ] = None,
+    vram: VramOption = None,
     sampler: Annotated[
         SamplerName | None, _opt("Sampler (default: dpmpp_2m_karras).", "--sampler")
     ] = None,
@@ -186,6 +195,20 @@ def headshots(
         ),
     ] = None,
     subject: Subject = None,
+    text_encoder: Annotated[
+        list[Path] | None,
+        _opt(
+            "For a --base that is one diffusion-model file: its text encoder file or folder, or a"
+            " folder with its tokenizer; repeat for more (default: as trained, or found beside it).",
+            "--text-encoder",
+        ),
+    ] = None,
+    vae: Annotated[
+        Path | None,
+        _opt(
+            "For a --base that is one diffusion-model file: its VAE (default: as trained).", "--vae"
+        ),
+    ] = None,
     config_file: ConfigFile = None,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -199,8 +222,8 @@ def headshots(
     flags = {
         "preset": preset, "count": count, "seed": seed, "steps": steps, "guidance": guidance,
         "lora_weight": lora_weight, "sampler": sampler.value if sampler else None,
-        "width": width, "height": height, "negative": negative, "detail": detail,
-        "upscale": upscale, "best": best,
+        "width": width, "height": height, "negative": negative,
+        "vram": vram.value if vram else None, "detail": detail, "upscale": upscale, "best": best,
     }  # fmt: skip
     settings = _settings(config_file, "headshots", flags).headshots
     _require_torch_stack(verbose, "headshots")
@@ -215,6 +238,8 @@ def headshots(
             subject=subject,
             out=out,
             photos=photos,
+            text_encoder=[p.expanduser().resolve() for p in text_encoder or ()],
+            vae=vae.expanduser().resolve() if vae else None,
             on_image=lambda d: advance("", d.done, d.total),
         )
     if not quiet:
@@ -270,6 +295,7 @@ def eval(  # named for the command; shadows the builtin only in this module
         list[str] | None,
         _opt("A prompt with {subject}; repeat for more (default: six headshots).", "--prompt"),
     ] = None,
+    vram: VramOption = None,
     config_file: ConfigFile = None,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -283,6 +309,7 @@ def eval(  # named for the command; shadows the builtin only in this module
         "steps": steps,
         "seeds": tuple(seed) if seed else None,
         "prompts": tuple(prompt) if prompt else None,
+        "vram": vram.value if vram else None,
     }
     settings = _settings(config_file, "eval", flags).eval
     from faceset.evaluate import require
@@ -357,7 +384,13 @@ def run(
     class_word: Annotated[
         str | None, _opt("Class word: person, man, woman (default: person).", "--class")
     ] = None,
-    steps: Annotated[int | None, _opt("Training steps (default: 1500).", "--steps")] = None,
+    steps: Annotated[
+        int | None, _opt("Training steps (default: the family's, 1500-2000).", "--steps")
+    ] = None,
+    vram: Annotated[
+        Vram | None,
+        _opt("GPU GiB (8, 12, 16, 24, 48, auto) to train and draw within.", "--vram"),
+    ] = None,
     save_every: Annotated[
         int | None, _opt("Checkpoint every N steps, each evaluated (default: 250).", "--save-every")
     ] = None,
@@ -451,7 +484,10 @@ def run(
             f"no face of {exported.person.name} could be exported; see {exported.report}"
         )
 
-    flags = {"steps": steps, "save_every": save_every, "resolution": resolution}
+    flags = {
+        "steps": steps, "save_every": save_every, "resolution": resolution,
+        "vram": vram.value if vram else None,
+    }  # fmt: skip
     train_cfg = train_config.make(
         {"dataset": out, "base": _local(base) or base, "family": family_name, "out": out / "model"}
         | {k: v for k, v in flags.items() if v is not None}
@@ -463,7 +499,7 @@ def run(
 
     from faceset.generate.engine import Engine
 
-    engine = Engine(train_cfg.base, family_name)
+    engine = Engine(train_cfg.base, family_name, vram=train_cfg.vram)
     lora = trained.lora
     if not no_eval:
         from faceset.evaluate import evaluate

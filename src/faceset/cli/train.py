@@ -38,6 +38,27 @@ class Family(StrEnum):
     flux1 = "flux1"
 
 
+class Vram(StrEnum):
+    auto = "auto"
+    gb8 = "8"
+    gb12 = "12"
+    gb16 = "16"
+    gb24 = "24"
+    gb48 = "48"
+
+
+class Quantize(StrEnum):
+    none = "none"
+    fp8 = "fp8"
+    int8 = "int8"
+    nf4 = "nf4"
+
+
+class Offload(StrEnum):
+    none = "none"
+    block = "block"
+
+
 class Network(StrEnum):
     lora = "lora"
     lokr = "lokr"
@@ -77,6 +98,21 @@ def train(
     family: Annotated[
         Family | None,
         _opt("What the base model is (default: read from the model's files).", "--for"),
+    ] = None,
+    text_encoder: Annotated[
+        list[Path] | None,
+        _opt(
+            "For a --base that is one diffusion-model file: its text encoder file or folder, or a"
+            " folder with its tokenizer; repeat for more (default: found beside it).",
+            "--text-encoder",
+        ),
+    ] = None,
+    vae: Annotated[
+        Path | None,
+        _opt(
+            "For a --base that is one diffusion-model file: its VAE (default: found beside it).",
+            "--vae",
+        ),
     ] = None,
     adapter: Annotated[
         Path | None,
@@ -151,6 +187,28 @@ def train(
         Optimizer | None,
         _opt("adamw or adamw8bit (default: 8-bit when bitsandbytes and a GPU).", "--optimizer"),
     ] = None,
+    vram: Annotated[
+        Vram | None,
+        _opt(
+            "GPU memory to fit in, GiB, or auto (the GPU's free memory); the transformer"
+            " families are quantised and offloaded to fit (default: no budget).",
+            "--vram",
+        ),
+    ] = None,
+    quantize: Annotated[
+        Quantize | None,
+        _opt(
+            "Hold the frozen transformer as none, fp8, int8 or nf4 (default: --vram's plan).",
+            "--quantize",
+        ),
+    ] = None,
+    offload: Annotated[
+        Offload | None,
+        _opt(
+            "block: offload the transformer's blocks to the CPU (default: --vram's plan).",
+            "--offload",
+        ),
+    ] = None,
     save_every: Annotated[
         int | None, _opt("Checkpoint every N steps (default: 250).", "--save-every")
     ] = None,
@@ -190,6 +248,10 @@ def train(
     overrides = {
         "base": _local(base),
         "family": family.value if family else None,
+        "text_encoder": tuple(p.expanduser().resolve() for p in text_encoder)
+        if text_encoder
+        else None,
+        "vae": vae.expanduser().resolve() if vae else None,
         "adapter": adapter.resolve() if adapter else None,
         "network": network.value if network else None,
         "name": name,
@@ -208,6 +270,9 @@ def train(
         "precision": precision.value if precision else None,
         "gradient_checkpointing": gradient_checkpointing,
         "optimizer": optimizer.value if optimizer else None,
+        "vram": vram.value if vram else None,
+        "quantize": quantize.value if quantize else None,
+        "offload": offload.value if offload else None,
         "save_every": save_every,
         "sample_every": sample_every,
         "sample_prompts": tuple(sample_prompt) if sample_prompt else None,

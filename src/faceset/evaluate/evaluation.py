@@ -23,7 +23,7 @@ from faceset.evaluate import encoder, metrics
 from faceset.evaluate.candidates import Candidate, find_candidates
 from faceset.evaluate.config import EvalConfig
 from faceset.evaluate.photos import ExportFolderError, RealPhotos, read_export
-from faceset.generate.lora_file import Family, LoraError, base_of
+from faceset.generate.lora_file import Family, LoraError, base_of, trained_vram
 from faceset.generate.prompts import NEGATIVE, fill
 from faceset.generate.sheet import save_png
 
@@ -135,11 +135,13 @@ def evaluate(
 
     size = settings.resolution or first.resolution or DEFAULT_SIZE[family]
     guidance = DEFAULT_GUIDANCE[family] if settings.guidance is None else settings.guidance
+    # The report shows what was used: the transformer families draw with their own scheduler.
+    settings = settings.model_copy(update={"sampler": sampler_for_family(family, settings.sampler)})
     negative = NEGATIVE if settings.negative is None else settings.negative
     if renderer is None:
         from faceset.generate.engine import Engine
 
-        renderer = Engine(base, family)
+        renderer = Engine(base, family, vram=settings.vram or trained_vram(first))
 
     # 3-4. Draw, embed, score.
     rows: list[Row] = []
@@ -161,7 +163,7 @@ def evaluate(
                     guidance=guidance,
                     width=size,
                     height=size,
-                    sampler=sampler_for_family(family, settings.sampler),
+                    sampler=settings.sampler,
                     lora_weight=settings.lora_weight,
                 )
                 image = renderer.render(request)

@@ -59,9 +59,12 @@ class HeadshotsConfig(Section):
     steps: int = Field(30, ge=1, le=1000)
     """Denoising steps per image."""
     guidance: float | None = Field(None, ge=0, le=30)
-    """Classifier-free guidance; None: 7.0 for SD 1.5, 6.0 for SDXL."""
+    """Guidance; None: the family's own (7 SD 1.5, 6 SDXL, 4 klein and Qwen-Image, 3.5 FLUX.1)."""
     lora_weight: float = Field(1.0, ge=-4, le=4)
     """Strength of the LoRA: 1 as trained, lower to loosen the likeness for style."""
+    vram: Literal["auto", "8", "12", "16", "24", "48"] | None = None
+    """GPU memory (GiB, or auto) to draw a transformer family within; None: the budget the
+    LoRA was trained with (training_config.json), else none."""
     sampler: Sampler = "dpmpp_2m_karras"
     """dpmpp_2m_karras (DPM++ 2M Karras), euler_a, euler, ddim, or model (the base model's own)."""
     width: int | None = Field(None, ge=64, le=4096)

@@ -8,10 +8,13 @@ starts from the same latents on any device.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
+import importlib.util
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import diffusers
@@ -21,10 +24,12 @@ from PIL import Image
 from faceset import __version__
 from faceset.generate.config import Sampler
 from faceset.generate.lora_file import Family, LoraFile
+from faceset.redaction import redact
 from faceset.train import families
 from faceset.train.adapters import load_lora_file
 from faceset.train.base_model import load_base
 from faceset.train.errors import OutOfMemory
+from faceset.train.families.base import to_device
 
 log = logging.getLogger(__name__)
 
@@ -115,23 +120,36 @@ class Engine:
         device: str | None = None,
         dtype: str | None = None,
         scheduler_config: Mapping[str, Any] | None = None,
+        text_encoder: Sequence[str | Path] = (),
+        vae: str | Path | None = None,
+        vram: str | None = None,
+        quantize: str | None = None,
     ) -> None:
         """Load ``base`` (folder, ``.safetensors`` or model id) of ``family`` onto ``device``.
 
         ``scheduler_config`` replaces the base model's own (to redraw a recorded image exactly).
+        ``text_encoder``/``vae``: the files a diffusion-model file needs (transformer families).
+        ``vram`` (GiB, or auto) holds a transformer family as training's memory plan says for
+        that budget (``train/memory.py``), ``quantize`` fixes that plan's choice of weights.
         Raises BaseModelError when the base cannot be loaded or is not of ``family``.
         """
         self.base = base
         self.family = family
+        self.text_encoder = [str(p) for p in text_encoder]
+        self.vae = str(vae) if vae is not None else None
         self.device, self.dtype = pick_device(device, dtype)
         self.flow = None if family in families.SD_FAMILIES else families.flow_family(family)
+        self.text_device = self.device
+        self.memory: Any = None
         if self.flow is not None:
             from faceset.train.flow import load_pipeline
 
-            self.pipeline = load_pipeline(base, self.flow, torch.float32)
+            self.pipeline = load_pipeline(base, self.flow, torch.float32, text_encoder, vae)
         else:
             self.pipeline = load_base(base, family).pipeline
-        if self.dtype == "float32":
+        if self.flow is not None and (vram is not None or quantize is not None):
+            self._hold(vram, quantize)
+        elif self.dtype == "float32":
             self.pipeline.to(self.device)  # load_base loads float32: no cast, no cast warnings
         else:
             self.pipeline.to(self.device, _DTYPES[self.dtype])
@@ -143,6 +161,51 @@ class Engine:
         self._weight: float | None = None
         self._img2img: Any = None
         log.info("drawing on %s in %s", self.device, self.dtype)
+
+    def _hold(self, vram: str | None, quantize: str | None) -> None:
+        """Place a transformer family's components as the memory plan says for ``vram``."""
+        from faceset.train import memory, quantization
+        from faceset.train.flow import model_size
+
+        assert self.flow is not None
+        pipe, device, dtype = self.pipeline, torch.device(self.device), _DTYPES[self.dtype]
+        cuda = device.type == "cuda"
+        free = torch.cuda.mem_get_info(device)[0] / memory.GIB if cuda else None
+        held = memory.plan(
+            model_size(pipe, self.flow),
+            memory.budget(vram, free) if vram else None,  # type: ignore[arg-type]
+            resolution=self.flow.info.resolution,
+            rank=1,
+            cuda=cuda,
+            bitsandbytes=importlib.util.find_spec("bitsandbytes") is not None,
+            # Drawing keeps no activations for a backward pass: checkpointing's estimate is close.
+            overrides=memory.Overrides(quantize=quantize, gradient_checkpointing=True),  # type: ignore[arg-type]
+        )
+        if held.quantize == "fp8":
+            # Layerwise fp8 casting must come after the LoRA layers exist (they would be made in
+            # fp8 too), and a drawing engine swaps LoRAs: int8 holds the same bytes per weight.
+            held = dataclasses.replace(held, quantize="int8")
+        quantization.check_available(held, cuda)
+        pipe.vae.to(device, dtype)
+        if held.quantize == "nf4":
+            pipe.transformer = quantization.nf4_transformer(self.base, pipe.transformer)
+        else:
+            pipe.transformer.to(dtype)
+        if held.quantize == "int8":
+            quantization.int8_weights(pipe.transformer)
+        if held.offload == "block":
+            quantization.block_offload(pipe.transformer, device)
+        else:
+            pipe.transformer.to(device)
+        for name in self.flow.text_encoders:
+            encoder = getattr(pipe, name).to(dtype)
+            if held.text_encoder == "int8":
+                quantization.int8_weights(encoder)
+            if held.text_encoder != "cpu":
+                encoder.to(device)
+        self.text_device = "cpu" if held.text_encoder == "cpu" else self.device
+        self.memory = held
+        log.info("memory: %s", held.describe())
 
     def use_lora(self, lora: LoraFile | None) -> None:
         """Put ``lora`` on the base model in place of the current one; None: the base alone."""
@@ -180,8 +243,9 @@ class Engine:
                 else:  # the family's text inputs and its own guidance argument
                     inputs = self.flow.draw_inputs(
                         pipe, request.prompt, request.negative_prompt, request.guidance,
-                        torch.device(self.device),
+                        torch.device(self.text_device),
                     )  # fmt: skip
+                    inputs = to_device(inputs, torch.device(self.device))
                 result = pipe(
                     **inputs,
                     height=request.height,
@@ -223,8 +287,9 @@ class Engine:
                 else:  # the family's text inputs and its own guidance argument
                     inputs = self.flow.draw_inputs(
                         self.pipeline, request.prompt, request.negative_prompt, request.guidance,
-                        torch.device(self.device),
+                        torch.device(self.text_device),
                     )  # fmt: skip
+                    inputs = to_device(inputs, torch.device(self.device))
                 result = pipe(
                     **inputs,
                     **extra,
@@ -267,28 +332,33 @@ class Engine:
     def record(self, request: Request) -> dict[str, Any]:
         """Return the JSON-ready record that lets :func:`redraw` make the same image again."""
         lora = self.lora
-        return {
-            **asdict(request),
-            "scheduler": {
-                "class": type(scheduler_for(request.sampler, self.scheduler_config)).__name__,
-                "base_config": _json_safe(self.scheduler_config),
-            },
-            "lora": None
-            if lora is None
-            else {
-                "path": str(lora.path.resolve()),
-                "sha256": lora.sha256,
-                "name": lora.name,
-                "step": lora.step,
-                "subject": lora.subject,
-            },
-            "base": self.base,
-            "family": self.family,
-            "device": self.device,
-            "dtype": self.dtype,
-            "generator": "torch.Generator('cpu').manual_seed(seed), initial latents drawn on CPU",
-            "versions": _versions(),
-        }
+        record: dict[str, Any] = redact(
+            {
+                **asdict(request),
+                "scheduler": {
+                    "class": type(scheduler_for(request.sampler, self.scheduler_config)).__name__,
+                    "base_config": _json_safe(self.scheduler_config),
+                },
+                "lora": None
+                if lora is None
+                else {
+                    "path": str(lora.path.resolve()),
+                    "sha256": lora.sha256,
+                    "name": lora.name,
+                    "step": lora.step,
+                    "subject": lora.subject,
+                },
+                "base": self.base,
+                **({"text_encoder": self.text_encoder} if self.text_encoder else {}),
+                **({"vae": self.vae} if self.vae else {}),
+                "family": self.family,
+                "device": self.device,
+                "dtype": self.dtype,
+                "generator": "torch.Generator('cpu').manual_seed(seed), initial latents drawn on CPU",
+                "versions": _versions(),
+            }
+        )
+        return record
 
 
 def request_of(record: Mapping[str, Any]) -> Request:

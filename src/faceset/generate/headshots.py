@@ -25,7 +25,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,9 +39,10 @@ from faceset.generate.lora_file import (
     Family,
     LoraError,
     LoraFile,
+    _training_config,
     base_of,
     read_lora,
-    training_config,
+    trained_vram,
 )
 from faceset.generate.prompts import Preset, resolve_preset
 from faceset.generate.sheet import TILE, contact_sheet, save_png
@@ -123,6 +124,8 @@ def headshots(
     photos: Path | None = None,
     engine: Engine | None = None,
     on_image: OnImage = ignore_image,
+    text_encoder: Sequence[Path] = (),
+    vae: Path | None = None,
 ) -> HeadshotsResult:
     """Draw ``settings.count`` headshots of the person ``lora`` was trained on; return the files.
 
@@ -164,7 +167,18 @@ def headshots(
     negative = preset.negative if settings.negative is None else settings.negative
     out = (out or info.path.parent / "headshots").resolve()
     if engine is None:
-        engine = Engine(base, family)
+        trained = _training_config(info.path)
+        if base == trained.get("base") and not text_encoder and vae is None:
+            # A diffusion-model file's text encoder and VAE, as training was given them.
+            text_encoder = [Path(p) for p in trained.get("text_encoder") or ()]
+            vae = Path(trained["vae"]) if trained.get("vae") else None
+        engine = Engine(
+            base,
+            family,
+            vram=settings.vram or trained_vram(info),
+            text_encoder=text_encoder,
+            vae=vae,
+        )
     engine.use_lora(info)
     previous = _recorded_images(out)
     log.info(
@@ -280,7 +294,7 @@ def _eyes(
 def _export_of(info: LoraFile) -> Path | None:
     """Return the export the LoRA was trained on: its training_config.json's dataset, else the
     folder above the LoRA's (``EXPORT/model/NAME.safetensors``); None if neither has faces/."""
-    dataset = training_config(info.path).get("dataset")
+    dataset = _training_config(info.path).get("dataset")
     for folder in (Path(dataset) if dataset else None, info.path.parent.parent):
         if folder is not None and (folder / "faces").is_dir():
             return folder
@@ -509,6 +523,8 @@ def redraw(record: Mapping[str, Any], engine: Engine | None = None) -> Image.Ima
             device=record["device"],
             dtype=record["dtype"],
             scheduler_config=scheduler_config,
+            text_encoder=record.get("text_encoder") or (),
+            vae=record.get("vae"),
         )
     engine.use_lora(lora)
     request = request_of(record)

@@ -156,7 +156,7 @@ def base_of(lora: LoraFile, base: str | None, family: Family | None) -> tuple[st
     ``training_config.json`` faceset train wrote beside it (or two folders up, for a checkpoint's
     file). Raises LoraError when they disagree or cannot be found.
     """
-    trained = training_config(lora.path)
+    trained = _training_config(lora.path)
     if family is not None and lora.family is not None and family != lora.family:
         raise LoraError(
             f"{lora.path} was trained on {families.info(lora.family).label}, not"
@@ -175,7 +175,13 @@ def base_of(lora: LoraFile, base: str | None, family: Family | None) -> tuple[st
     return str(base), family
 
 
-def training_config(lora: Path) -> dict[str, Any]:
+def trained_vram(lora: LoraFile) -> str | None:
+    """Return the ``--vram`` the LoRA was trained within (drawing follows the same budget)."""
+    found = _training_config(lora.path).get("vram")
+    return str(found) if found else None
+
+
+def _training_config(lora: Path) -> dict[str, Any]:
     """Return the ``training_config.json`` of the run that wrote ``lora``; empty if none."""
     for folder in (lora.parent, lora.parent.parent.parent):
         path = folder / "training_config.json"

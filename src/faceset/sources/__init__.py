@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
+from faceset import redaction
 from faceset.errors import ConfigError
 from faceset.model import Face, Person
 from faceset.sources.config import LibraryConfig
@@ -128,10 +129,12 @@ def read_token(library: LibraryConfig, env: Mapping[str, str]) -> str:
             ) from None
         if not token:
             raise ConfigError(f"the token file {library.token_file} is empty")
+        redaction.remember(token)
         return token
     names = TOKEN_VARIABLES[library.source]
     for name in names:
         if env.get(name, "").strip():
+            redaction.remember(env[name].strip())
             return env[name].strip()
     raise ConfigError(
         f"no token for {library.source}: put it in a file and pass --token-file FILE, or set"

@@ -296,7 +296,7 @@ def _face(
         subject_name=person.name,
         root=values.text(file.get("Root")) or "/",
         file_name=values.text(file.get("Name")),
-        box=_box(marker),
+        box=RelBox(*(values.coordinate(marker.get(k)) for k in ("X", "Y", "W", "H"))),
         file_hash=values.text(file.get("Hash")),
         file_width=values.integer(file.get("Width")),
         file_height=values.integer(file.get("Height")),

@@ -20,6 +20,9 @@ Family = Literal["sd15", "sdxl", "flux2-klein", "zimage", "zimage-turbo", "qwen-
 """The families of ``train.families.CATALOG``; SD 1.5 and SDXL train with noise prediction, the
 others are flow-matching transformers."""
 Network = Literal["lora", "lokr"]
+Vram = Literal["auto", "8", "12", "16", "24", "48"]
+Quantize = Literal["none", "fp8", "int8", "nf4"]
+Offload = Literal["none", "block"]
 Precision = Literal["auto", "no", "fp16", "bf16"]
 OptimizerName = Literal["auto", "adamw", "adamw8bit"]
 LrScheduler = Literal[
@@ -46,6 +49,9 @@ RESUMABLE_CHANGES = frozenset(
         "sample_seed",
         "precision",
         "gradient_checkpointing",
+        "vram",
+        "quantize",
+        "offload",
         "name",
         "out",
     }
@@ -66,6 +72,13 @@ class TrainConfig(BaseModel):
     family: Family | None = None
     """What the base model is (``--for``); detected from the model when not given, and checked
     against it."""
+    text_encoder: tuple[Path, ...] = ()
+    """For a base that is one diffusion-model file (ComfyUI's split files): its text encoder
+    file(s) or folder(s), and a folder with the tokenizer; empty: found beside the file, in
+    ComfyUI's ``models/text_encoders`` and in the Hugging Face cache. FLUX.1 takes two."""
+    vae: Path | None = None
+    """For a base that is one diffusion-model file: its VAE file or folder; None: found beside
+    the file or in ComfyUI's ``models/vae``."""
     adapter: Path | None = None
     """Z-Image Turbo's training adapter (a LoRA file), merged into the base for training so the
     step distillation survives; not part of the saved LoRA. Required for ``zimage-turbo``."""
@@ -123,6 +136,15 @@ class TrainConfig(BaseModel):
     """Trade compute for memory; None: on when training on a GPU."""
     optimizer: OptimizerName = "auto"
     """auto: 8-bit AdamW when bitsandbytes is installed and a GPU is used, else AdamW."""
+    vram: Vram | None = None
+    """GPU memory to train the transformer families within, in GiB (auto: what is free now);
+    None: no budget. Decides how the frozen weights are held (``train/memory.py``)."""
+    quantize: Quantize | None = None
+    """How the frozen transformer is held: none (bf16), fp8 (storage; bf16 compute), int8
+    (torchao weight-only), nf4 (bitsandbytes, CUDA); None: the memory plan's choice."""
+    offload: Offload | None = None
+    """block: keep the transformer's blocks on the CPU and bring each to the GPU as it runs;
+    None: the memory plan's choice."""
 
     # --- checkpoints and samples -----------------------------------------------------------
     save_every: int = Field(250, ge=1)

@@ -31,8 +31,3 @@ def to_file(
             value = value * scale
         out[PREFIX + key] = value.contiguous()
     return out
-
-
-def from_file(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Return the file's tensors without the ``transformer.`` prefix (scale still baked)."""
-    return {k.removeprefix(PREFIX): v for k, v in tensors.items() if k.startswith(PREFIX)}

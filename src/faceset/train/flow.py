@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,13 +35,21 @@ from diffusers.training_utils import cast_training_params, compute_density_for_t
 from peft import LoKrConfig, LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
-from faceset.train import checkpoints, dit_format, families, kohya_format, samples
+from faceset.train import (
+    checkpoints,
+    dit_format,
+    families,
+    kohya_format,
+    memory,
+    quantization,
+    samples,
+)
 from faceset.train.adapters import add_lora
 from faceset.train.cache import load_example
 from faceset.train.config import RunConfig
 from faceset.train.dataset import Dataset
 from faceset.train.errors import BaseModelError
-from faceset.train.families.base import Conditioning, FlowFamily
+from faceset.train.families.base import Conditioning, FlowFamily, to_device
 from faceset.train.loop import (
     batch_indices,
     log_summary,
@@ -80,11 +89,18 @@ class FlowCache:
         return train + [reg[k % len(reg)] for k in range(len(train))] if reg else train
 
 
-def load_pipeline(base: str, family: FlowFamily, dtype: torch.dtype) -> Any:
-    """Return ``family``'s pipeline of ``base`` in ``dtype``; BaseModelError in one line."""
+def load_pipeline(
+    base: str,
+    family: FlowFamily,
+    dtype: torch.dtype,
+    text_encoder: Sequence[str | Path] = (),
+    vae: str | Path | None = None,
+) -> Any:
+    """Return ``family``'s pipeline of ``base`` in ``dtype`` (``text_encoder``/``vae``: the
+    files a single diffusion-model file needs); BaseModelError in one line."""
     try:
-        return family.load(base, dtype)
-    except (torch.OutOfMemoryError, KeyboardInterrupt):
+        return family.load(base, dtype, text_encoder, vae)
+    except (torch.OutOfMemoryError, KeyboardInterrupt, BaseModelError):
         raise
     except Exception as e:  # diffusers and the hub raise many types for a model they cannot use
         from faceset.train.base_model import _reason
@@ -103,47 +119,51 @@ class Run:
         dtype: torch.dtype,
         started: float,
         checkpoint: checkpoints.Checkpoint | None,
+        requested_checkpointing: bool | None = None,
     ) -> None:
         self.cfg, self.dataset, self.accelerator = cfg, dataset, accelerator
         self.dtype, self.started, self.checkpoint = dtype, started, checkpoint
         self.family = families.flow_family(cfg.family)
         self.device = accelerator.device
+        self.requested_checkpointing = requested_checkpointing
 
     def train(self, on_step: OnStep) -> TrainResult:
         cfg, accelerator, device = self.cfg, self.accelerator, self.device
 
         # 1. The base model, frozen. The seed fixes the adapter's initialisation.
         torch.manual_seed(cfg.seed)
-        pipe = load_pipeline(cfg.base, self.family, self.dtype)
+        pipe = load_pipeline(cfg.base, self.family, self.dtype, cfg.text_encoder, cfg.vae)
         for name in ("transformer", "vae", *self.family.text_encoders):
             getattr(pipe, name).requires_grad_(False)
         if cfg.adapter is not None:
             _merge_training_adapter(pipe, cfg.adapter)
+        held = self._plan(pipe)
+        self.cfg = cfg = cfg.model_copy(update={
+            "quantize": held.quantize, "offload": held.offload,
+            "gradient_checkpointing": held.gradient_checkpointing, "optimizer": held.optimizer,
+        })  # fmt: skip
+        if accelerator.is_main_process:  # the plan's choices are part of the resolved config
+            (cfg.out / "training_config.json").write_text(cfg.to_json(), encoding="utf-8")
+        if held.text_encoder == "int8":
+            for name in self.family.text_encoders:
+                quantization.int8_weights(getattr(pipe, name))
 
         # 2. Caches; then the text encoders go.
-        cache = self._cache(pipe)
+        cache = self._cache(pipe, text_device=device if held.text_encoder != "cpu" else None)
         for name in self.family.text_encoders:
             setattr(pipe, name, None)
         pipe.vae.to("cpu")
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
-        # 3. The adapter.
+        # 3. The adapter, on the transformer held as planned.
+        if held.quantize == "nf4":
+            pipe.transformer = quantization.nf4_transformer(cfg.base, pipe.transformer)
         transformer = pipe.transformer
-        transformer.to(device)
-        targets = self.family.target_modules(transformer)
-        if cfg.network == "lokr":
-            add_lora(transformer, LoKrConfig(r=cfg.rank, alpha=cfg.alpha, target_modules=targets))
-        else:
-            transformer.add_adapter(LoraConfig(
-                r=cfg.rank, lora_alpha=cfg.alpha, init_lora_weights="gaussian",
-                target_modules=targets,
-            ))  # fmt: skip
-        if self.dtype != torch.float32:
-            # Trainable weights stay float32 under bf16/fp16 base weights (diffusers#6514).
-            cast_training_params([transformer], dtype=torch.float32)
-        if cfg.gradient_checkpointing:
-            transformer.enable_gradient_checkpointing()
+        hold_and_adapt(
+            transformer, self.family, held, device, self.dtype,
+            network=cfg.network, rank=cfg.rank, alpha=cfg.alpha,
+        )  # fmt: skip
 
         # 4. Optimiser, schedule, accelerate, resume.
         optimizer, optimizer_name = make_optimizer(
@@ -155,7 +175,11 @@ class Run:
             num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
             num_training_steps=cfg.steps * accelerator.num_processes,
         )
-        model, optimizer, lr_scheduler = accelerator.prepare(transformer, optimizer, lr_scheduler)
+        # An offloaded transformer moves block by block: accelerate must not move it whole.
+        model, optimizer, lr_scheduler = accelerator.prepare(
+            transformer, optimizer, lr_scheduler,
+            device_placement=[held.offload == "none", True, True],
+        )  # fmt: skip
         params = trainable(transformer)
         start = 0
         if self.checkpoint is not None:
@@ -167,6 +191,13 @@ class Run:
         items = cache.epoch_items()
         log_summary(cfg, self.dataset, accelerator, optimizer_name, len(items))
         log.info("%s: LoRA on %s", self.family.info.label, ", ".join(self.family.lora_targets))
+        log.info("memory: %s", held.describe())
+        if not held.fits:
+            log.warning(
+                "the predicted peak %.1f GiB exceeds --vram %g: expect running out of memory;"
+                " lower --resolution or --rank, or pass --quantize nf4 / --offload block",
+                held.peak_gib, held.budget_gib or 0,
+            )  # fmt: skip
 
         # 5. The loop.
         result = TrainResult(
@@ -209,12 +240,36 @@ class Run:
 
     # --- phases ---------------------------------------------------------------------------
 
-    def _cache(self, pipe: Any) -> FlowCache:
+    def _plan(self, pipe: Any) -> memory.MemoryPlan:
+        """Return the memory plan for this model, budget and machine (``train/memory.py``)."""
+        cfg, cuda = self.cfg, self.device.type == "cuda"
+        free = torch.cuda.mem_get_info(self.device)[0] / memory.GIB if cuda else None
+        found = memory.plan(
+            model_size(pipe, self.family),
+            memory.budget(cfg.vram, free),
+            resolution=cfg.resolution,
+            rank=cfg.rank,
+            cuda=cuda,
+            bitsandbytes=importlib.util.find_spec("bitsandbytes") is not None,
+            batch_size=cfg.batch_size,
+            overrides=memory.Overrides(
+                quantize=cfg.quantize,
+                offload=cfg.offload,
+                gradient_checkpointing=self.requested_checkpointing,
+                optimizer=None if cfg.optimizer == "auto" else cfg.optimizer,
+            ),
+        )
+        quantization.check_available(found, cuda)
+        return found
+
+    def _cache(self, pipe: Any, text_device: torch.device | None) -> FlowCache:
+        """``text_device`` None: the text encoders stay on the CPU (the plan's ``cpu``)."""
         cfg, family, device = self.cfg, self.family, self.device
         vae = pipe.vae
         vae.to(device)
+        text_device = text_device or torch.device("cpu")
         for name in family.text_encoders:
-            getattr(pipe, name).to(device)
+            getattr(pipe, name).to(text_device)
         examples = [(e, c.repeats, c.is_reg) for c in self.dataset.concepts for e in c.examples]
         means, stds, weights = [], [], []
         for example, _, _ in examples:
@@ -233,11 +288,11 @@ class Run:
         text: dict[str, Conditioning] = {}
         with torch.no_grad():
             for caption in dict.fromkeys(captions):
-                text[caption] = family.encode_prompt(pipe, caption, device)
+                text[caption] = family.encode_prompt(pipe, caption, text_device)
             sample_inputs = [
-                _to_cpu(family.draw_inputs(
-                    pipe, prompt, cfg.sample_negative, cfg.sample_guidance, device
-                ))
+                to_device(family.draw_inputs(
+                    pipe, prompt, cfg.sample_negative, cfg.sample_guidance, text_device
+                ), "cpu")
                 for prompt in (cfg.sample_prompts if cfg.sample_every else ())
             ]  # fmt: skip
         return FlowCache(
@@ -329,7 +384,7 @@ class Run:
                 for i, inputs in enumerate(cache.sample_inputs):
                     generator = torch.Generator("cpu").manual_seed(cfg.sample_seed + i)
                     result = pipe(
-                        **_to_device(inputs, device),
+                        **to_device(inputs, device),
                         height=cfg.resolution,
                         width=cfg.resolution,
                         num_inference_steps=cfg.sample_steps,
@@ -344,6 +399,67 @@ class Run:
         samples.contact_sheet(images).save(path)
         log.info("samples %s", path)
         return path
+
+
+def hold_and_adapt(
+    transformer: Any,
+    family: FlowFamily,
+    held: memory.MemoryPlan,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    network: str,
+    rank: int,
+    alpha: float,
+) -> None:
+    """Hold the frozen ``transformer`` as ``held`` says and add the trainable adapter, in place
+    (shared with ``bench/train.py``, which times exactly this)."""
+    if held.quantize == "int8":
+        quantization.int8_weights(transformer)
+    if held.offload == "none":
+        transformer.to(device)
+    targets = family.target_modules(transformer)
+    if network == "lokr":
+        add_lora(transformer, LoKrConfig(r=rank, alpha=alpha, target_modules=targets))
+    else:
+        transformer.add_adapter(LoraConfig(
+            r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=targets,
+        ))  # fmt: skip
+    if dtype != torch.float32:
+        # Trainable weights stay float32 under bf16/fp16 base weights (diffusers#6514).
+        cast_training_params([transformer], dtype=torch.float32)
+    if held.quantize == "fp8":
+        quantization.fp8_storage(transformer, compute=dtype)
+    if held.offload == "block":
+        quantization.block_offload(transformer, device)
+    if held.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+
+
+def model_size(pipe: Any, family: FlowFamily) -> memory.ModelSize:
+    """Return the parameter counts and shape the memory plan needs, from the loaded pipeline."""
+    transformer = pipe.transformer
+    config = transformer.config
+
+    def count(module: Any) -> int:
+        return sum(p.numel() for p in module.parameters()) if module is not None else 0
+
+    blocks = sum(
+        len(getattr(transformer, name))
+        for name in ("transformer_blocks", "single_transformer_blocks", "layers")
+        if isinstance(getattr(transformer, name, None), torch.nn.ModuleList)
+    )
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_heads", 1)
+    head_dim = getattr(config, "attention_head_dim", None)
+    hidden = heads * head_dim if head_dim else getattr(config, "dim", 0)
+    return memory.ModelSize(
+        transformer=count(transformer),
+        text_encoder=sum(count(getattr(pipe, name, None)) for name in family.text_encoders),
+        vae=count(pipe.vae),
+        blocks=max(1, blocks),
+        hidden=int(hidden),
+        patch=8 * 2,
+    )
 
 
 def _merge_training_adapter(pipe: Any, adapter: Path) -> None:
@@ -374,19 +490,3 @@ def _without_training_adapter(pipe: Any, adapter: Path | None) -> Iterator[None]
     finally:
         pipe.delete_adapters("assistant")
         pipe.transformer.set_adapters(["default"], weights=[1.0])
-
-
-def _to_cpu(inputs: dict[str, Any]) -> dict[str, Any]:
-    return {k: _map(v, lambda t: t.cpu()) for k, v in inputs.items()}
-
-
-def _to_device(inputs: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: _map(v, lambda t: t.to(device)) for k, v in inputs.items()}
-
-
-def _map(value: Any, fn: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return fn(value)
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [_map(v, fn) for v in value]
-    return value

@@ -109,7 +109,10 @@ def _train(
         # The transformers share one flow-matching loop; the rest of this function is SD's.
         from faceset.train import flow
 
-        run = flow.Run(cfg, dataset, accelerator, weight_dtype, started, checkpoint)
+        run = flow.Run(
+            cfg, dataset, accelerator, weight_dtype, started, checkpoint,
+            requested_checkpointing=requested.gradient_checkpointing,
+        )  # fmt: skip
         return run.train(on_step)
 
     # 3. Base model, frozen, with LoRA adapters. The seed fixes the adapters' initialisation.
@@ -257,6 +260,13 @@ def resolve(cfg: TrainConfig, dataset: Dataset, device: torch.device, precision:
             if cfg.adapter
             else "--for zimage-turbo trains through the training adapter: pass --adapter FILE"
             " (ostris/zimage_turbo_training_adapter), or train Z-Image base with --for zimage"
+        )
+    if family in families.SD_FAMILIES and (cfg.quantize or "none", cfg.offload or "none") != (
+        "none",
+        "none",
+    ):
+        raise ConfigError(
+            f"--quantize and --offload apply to the transformer families, not {recipe.label}"
         )
     if cfg.train_text_encoder and family not in families.SD_FAMILIES:
         raise ConfigError(f"--train-text-encoder: {recipe.label} LoRAs train the transformer only")

@@ -39,12 +39,19 @@ class FlowFamily(ABC):
     def name(self) -> str:
         return self.info.name
 
-    def load(self, path: str | Path, dtype: torch.dtype) -> Any:
-        """Return the pipeline of the diffusers folder or model id ``path``, offline if local."""
-        local = Path(str(path)).exists()
-        return self.pipeline_class.from_pretrained(
-            str(path), torch_dtype=dtype, local_files_only=local
-        )
+    def load(
+        self,
+        path: str | Path,
+        dtype: torch.dtype,
+        text_encoder: Sequence[str | Path] = (),
+        vae: str | Path | None = None,
+    ) -> Any:
+        """Return the pipeline of ``path``: a diffusers folder, a model id (from the Hugging Face
+        cache when there) or a diffusion-model ``.safetensors`` file whose text encoder(s) and
+        VAE are ``text_encoder``/``vae`` or found beside it (``train/model_files.py``)."""
+        from faceset.train import model_files
+
+        return model_files.load(self.pipeline_class, str(path), self.name, dtype, text_encoder, vae)
 
     def target_modules(self, transformer: torch.nn.Module) -> list[str]:
         """Return the full names of the linear layers the LoRA adapts: those whose name ends
@@ -102,3 +109,16 @@ class FlowFamily(ABC):
         """Return the pipeline-call keywords for ``prompt`` at ``guidance``: text embeddings
         (so drawing needs no text encoder once they are made) and the family's own guidance
         argument."""
+
+
+def to_device(inputs: dict[str, Any], device: torch.device | str) -> dict[str, Any]:
+    """Return pipeline keywords with every tensor (also inside lists) moved to ``device``."""
+    return {k: _moved(v, device) for k, v in inputs.items()}
+
+
+def _moved(value: Any, device: torch.device | str) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, list | tuple):
+        return [_moved(v, device) for v in value]
+    return value

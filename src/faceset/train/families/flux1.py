@@ -51,7 +51,8 @@ class Flux1(FlowFamily):
         pooled = self.batch(conditioning, "pooled_prompt_embeds", device, dtype)
         image_ids = pipe._prepare_latent_image_ids(batch, height // 2, width // 2, device, dtype)
         guidance = None
-        if transformer.config.guidance_embeds:
+        # (under DDP the model is wrapped; its config is on the module inside)
+        if getattr(transformer, "module", transformer).config.guidance_embeds:
             guidance = torch.full((batch,), TRAINING_GUIDANCE, device=device, dtype=dtype)
         out = transformer(
             hidden_states=pipe._pack_latents(noisy, batch, channels, height, width),
