@@ -385,3 +385,18 @@ def test_the_page_renders_in_headless_chromium_with_the_kept_headshots_first(
     assert len(green) > 100  # the kept headshot's border, large
     assert len(red) > 20  # the rejected one's
     assert green.min() < red.min()  # kept first
+
+
+@pytest.mark.parametrize("family", ["flux2-klein", "zimage", "qwen-image", "flux1"])
+def test_every_transformer_family_redraws_through_its_img2img_pipeline(
+    family: str, dit_bases: Any
+) -> None:
+    engine = Engine(str(dit_bases(family)), family)
+    request = Request("photo of ohwx man", "", 3, 4, 3.0, 32, 32, "model", 1.0)
+    image = engine.render(request)
+
+    redrawn = engine.img2img(request, image, 0.5)
+
+    assert redrawn.size == (32, 32)
+    assert np.array_equal(array(redrawn), array(engine.img2img(request, image, 0.5)))
+    assert not np.array_equal(array(redrawn), array(image))
