@@ -57,13 +57,18 @@ def reader(mariadb_db: Database, tmp_path: Path) -> Iterator[tuple[str, Path]]:
             conn.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'%'"))
 
 
-@pytest.mark.parametrize("given_as", ["url", "environment", "password_file"])
+@pytest.mark.parametrize(
+    "given_as", ["url", "environment", "photoprism_environment", "password_file"]
+)
 def test_a_mariadb_export_writes_the_password_nowhere(
     given_as: str, reader: tuple[str, Path], tmp_path: Path
 ) -> None:
     url, originals = reader
     out = tmp_path / "out"
-    env = {"FACESET_DB_PASSWORD": SECRET} if given_as == "environment" else {}
+    env = {
+        "environment": {"FACESET_DB_PASSWORD": SECRET},
+        "photoprism_environment": {"PHOTOPRISM_DATABASE_PASSWORD": SECRET},
+    }.get(given_as, {})
     args = ["--db", url]
     if given_as == "url":
         args = ["--db", url.replace("@", f":{SECRET}@", 1)]
@@ -94,8 +99,12 @@ def test_an_api_export_writes_the_token_nowhere(
     ])  # fmt: skip
 
     assert result.exit_code == 0, result.stderr
-    assert files_holding(out, PhotoPrismServer.TOKEN) == []
-    assert PhotoPrismServer.TOKEN not in result.stdout + result.stderr
+    for secret in (PhotoPrismServer.TOKEN, PhotoPrismServer.DOWNLOAD_TOKEN):
+        assert files_holding(out, secret) == []
+        assert secret not in result.stdout + result.stderr
+    assert redaction.redact_text(f"/api/v1/dl/x?t={PhotoPrismServer.DOWNLOAD_TOKEN}") == (
+        "/api/v1/dl/x?t=***"
+    )
 
 
 def test_redaction_catches_urls_query_tokens_and_remembered_values() -> None:

@@ -156,4 +156,7 @@ def _with_password(library: LibraryConfig, env: Mapping[str, str]) -> str:
             raise ConfigError(
                 f"cannot read the password file {library.db_password_file}: {e.strerror}"
             ) from None
+    # Immich's and digiKam's database passwords: never written, like PhotoPrism's (config.py).
+    redaction.remember(password)
+    redaction.remember(None if url.password is None else str(url.password))
     return with_password(url, password).render_as_string(hide_password=False)
