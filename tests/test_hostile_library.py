@@ -460,3 +460,127 @@ def test_a_wal_index_in_a_read_only_folder_is_read_as_immutable(
 
     assert result.exit_code == 0, result.stderr
     assert "Jane Doe" in result.stdout
+
+
+def test_a_marker_listed_twice_is_a_failure_and_the_run_goes_on(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import json
+
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    jane = lib.person("Jane Doe")
+    lib.photo_file("a.jpg", jane)
+    lib.photo_file("b.jpg", jane)
+    # A damaged index: two file rows with one file_uid join the file's marker twice.
+    with sqlite_db.engine.begin() as conn:
+        for index in ("uix_files_file_uid", "idx_files_search_media", "idx_files_search_timeline"):
+            conn.execute(sa.text(f"DROP INDEX {index}"))
+        conn.execute(sa.text(
+            "INSERT INTO files (photo_id, photo_uid, file_uid, file_name, file_root, file_hash,"
+            " file_width, file_height, file_missing, file_error) SELECT photo_id, photo_uid,"
+            " file_uid, 'copy-' || file_name, file_root, file_hash, file_width, file_height,"
+            " file_missing, file_error FROM files WHERE file_name = 'a.jpg'"
+        ))  # fmt: skip
+    out = tmp_path / "out"
+
+    result = runner.invoke(app, ["export", "--db", sqlite_db.url, "--originals",
+                                 str(lib.originals), "-p", "Jane Doe", "--out", str(out),
+                                 "--size", "256", "--layout", "none"])  # fmt: skip
+
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"]["written"] == 2
+    assert [p["reason"] for p in report["problems"]] == ["error"]
+    assert "twice" in report["problems"][0]["detail"]
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_photo_that_crashes_its_worker_is_crashed_and_passed_by_next_time(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collections.abc import Iterable, Iterator
+
+    import crashers
+    from faceset import config, pipeline
+    from faceset.crop import pool
+    from faceset.crop.job import CropJob
+    from faceset.crop.render import crashed
+    from faceset.model import Outcome
+
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    jane = lib.person("Jane Doe")
+    for i in range(12):
+        lib.photo_file(f"p{i:02d}.jpg", jane)
+    lib.photo_file("crash.jpg", jane)
+    cfg = config.load(None, {
+        "library": {"db": sqlite_db.url, "originals": lib.originals},
+        "crop": {"size": 256}, "export": {"out": tmp_path / "out", "workers": 2, "layout": "none"},
+    }, environ={})  # fmt: skip
+
+    def crops(jobs: Iterable[CropJob], workers: int) -> Iterator[Outcome]:
+        return pool.map_bounded(crashers.crop_or_crash, jobs, workers, crashed=crashed)
+
+    monkeypatch.setattr(pipeline, "crop_all", crops)
+    first = pipeline.export(cfg, "Jane Doe")
+    monkeypatch.undo()  # the photo would crop now: a re-run must not even try it
+    again = pipeline.export(cfg, "Jane Doe")
+
+    assert (first.summary.written, first.summary.failed) == (12, {"crashed": 1})
+    assert len((tmp_path / "out" / "manifest.jsonl").read_text().splitlines()) == 12
+    assert (again.summary.kept, again.summary.failed) == (12, {"crashed": 1})
+    assert "earlier run" in again.problems[0]["detail"]
+
+
+def test_temporary_files_in_trainer_folders_are_swept_after_a_killed_run(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    originals, out = _jane(sqlite_db, tmp_path), tmp_path / "out"
+    args = ["export", "--db", sqlite_db.url, "--originals", str(originals), "-p", "Jane Doe",
+            "--out", str(out), "--size", "256"]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    [concept] = (out / "img").iterdir()
+    # What a run killed while writing the layouts leaves: temporaries, and no digest of a
+    # finished run.
+    stale = [concept / ".p1-m1.jpg.4242.tmp", out / "diffusers" / "train" / ".metadata.jsonl.7.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    (out / ".faceset-layouts.digest").unlink()
+
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 0, result.stderr
+    assert [p for p in stale if p.exists()] == []
+
+
+def test_an_arithmetic_jpeg_the_fast_path_does_not_take_is_unsupported_not_corrupt(
+    tmp_path: Path,
+) -> None:
+    """With libjpeg-turbo present, a progressive arithmetic JPEG or a --pad window past the edge
+    still goes to Pillow, which says "broken data stream"."""
+    import io
+
+    from PIL import Image
+
+    from faceset.crop import libjpeg, render
+    from faceset.crop.job import CropJob, CropSettings
+    from faceset.model import Face, RelBox
+
+    if not libjpeg.available():
+        pytest.skip("no libjpeg-turbo here: the case above covers it")
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "grey").save(buffer, "JPEG", progressive=True)
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc2")
+    data[sof + 1] = 0xCA  # SOF10: progressive, arithmetic coding
+    photo = tmp_path / "arith.jpg"
+    photo.write_bytes(bytes(data))
+    face = Face(marker_uid="m1", file_uid="f1", photo_uid="p1", subject_uid="s", subject_name="Jane",
+                root="/", file_name="arith.jpg", box=RelBox(0.1, 0.1, 0.5, 0.5))  # fmt: skip
+    job = CropJob(face, photo, tmp_path / "o.jpg", "faces/o.jpg", CropSettings())
+
+    outcome = render._undecodable(job, OSError("broken data stream when reading image file"))
+
+    assert outcome.reason is not None
+    assert (outcome.reason.value, outcome.detail.split(":")[0]) == (
+        "unreadable", "unsupported JPEG coding (arithmetic)"
+    )  # fmt: skip

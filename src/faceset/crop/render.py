@@ -119,8 +119,14 @@ def _undecodable(job: CropJob, error: BaseException) -> Outcome:
         head = read_regular(job.source)[:65536]
     except OSError:
         head = b""
-    if head[:2] == b"\xff\xd8" and _arithmetic(head) and not libjpeg.available():
-        detail = "unsupported JPEG coding (arithmetic): install libjpeg-turbo (libjpeg62-turbo)"
+    if head[:2] == b"\xff\xd8" and _arithmetic(head):
+        # Pillow was the reader: libjpeg-turbo is missing, or the fast path does not take this
+        # photo (progressive, or a --pad window past the edge).
+        detail = "unsupported JPEG coding (arithmetic): " + (
+            "only the fast path reads it, and it takes baseline JPEGs with the crop inside the photo"
+            if libjpeg.available()
+            else "install libjpeg-turbo (libjpeg62-turbo)"
+        )
         return _problem(job.face, Reason.UNREADABLE, detail)
     return _problem(job.face, Reason.CORRUPT, f"cannot decode image: {error}")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -49,13 +49,14 @@ _TEMPORARY = re.compile(r"^\..+\.\d+\.(tmp|part)$")
 SWEPT = ("", "faces", "holdout", "masks")
 
 
-def sweep_temporaries(out: Path) -> int:
-    """Remove the temporary files that writes killed mid-way left behind; return how many.
+def sweep_temporaries(out: Path, folders: Iterable[str] = SWEPT) -> int:
+    """Remove the temporary files that writes killed mid-way left in ``folders`` (relative to
+    ``out``, "" for itself); return how many.
 
     Called with the folder's lock held: no other run is writing, so every one is stale.
     """
     removed = 0
-    for sub in SWEPT:
+    for sub in folders:
         with contextlib.suppress(OSError), os.scandir(out / sub) as entries:
             for entry in entries:
                 if _TEMPORARY.match(entry.name) and entry.is_file(follow_symlinks=False):

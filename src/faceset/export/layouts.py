@@ -45,6 +45,7 @@ from PIL import Image, UnidentifiedImageError
 from faceset.crop.pool import map_bounded
 from faceset.export import aitoolkit, diffusers, kohya, musubi
 from faceset.export.captions import caption, class_word_warnings, template_fields
+from faceset.export.claim import sweep_temporaries
 from faceset.export.config import ExportConfig
 from faceset.export.files import link, remove, write_bytes
 from faceset.export.guide import GUIDE, ONETRAINER_DIR, training_guide
@@ -216,6 +217,9 @@ def write_layouts(
         ).encode("utf-8")
 
     state = _read_state(out)
+    # The trainer folders are written like faces/ (export/files.py): a run killed while writing
+    # them left temporaries there, which the lock's sweep of faces/ does not reach.
+    sweep_temporaries(out, {rel.rpartition("/")[0] for rel in state.files | plan.keys()} - {""})
     renamed = False
     if with_kohya and state.concept and state.concept != concept:
         # Renaming keeps the trainers' caches of the images that stay (repeats follow the count).
