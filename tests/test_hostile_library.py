@@ -274,11 +274,14 @@ def test_ctrl_c_and_sigterm_stop_the_run_in_one_line_with_exit_130(
     import subprocess
 
     process = subprocess.Popen(_busy_export(sqlite_db, tmp_path), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
     assert process.stdout is not None
     assert '"event": "face"' in process.stdout.readline()  # it is cropping
 
-    process.send_signal(getattr(signal, how))
+    if how == "SIGINT":  # Ctrl-C: the terminal signals the whole process group, workers too
+        os.killpg(process.pid, signal.SIGINT)
+    else:  # a service manager stops the main process
+        process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
 
     assert process.returncode == 130
@@ -584,3 +587,86 @@ def test_an_arithmetic_jpeg_the_fast_path_does_not_take_is_unsupported_not_corru
     assert (outcome.reason.value, outcome.detail.split(":")[0]) == (
         "unreadable", "unsupported JPEG coding (arithmetic)"
     )  # fmt: skip
+
+
+def test_a_real_second_export_into_the_same_folder_stops_and_the_first_finishes_whole(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import json
+    import subprocess
+
+    from PIL import Image
+
+    first_args = _busy_export(sqlite_db, tmp_path, photos=40)
+    out = Path(first_args[first_args.index("--out") + 1])
+    first = subprocess.Popen([*first_args, "--size", "512"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert first.stdout is not None
+    assert '"event": "face"' in first.stdout.readline()  # it holds the folder and is cropping
+
+    second = runner.invoke(app, [*first_args[3:-1], "--size", "384"])  # same library and --out
+    first.communicate(timeout=300)
+
+    assert second.exit_code == 1
+    assert second.stderr.startswith(f"error: another faceset run (pid {first.pid}, started ")
+    assert second.stderr.count("\n") == 1
+    assert first.returncode == 0
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(records) == 40
+    assert {r["size"] for r in records} == {512}
+    assert {Image.open(out / r["image"]).size for r in records} == {(512, 512)}
+
+
+def test_a_read_only_out_is_one_line_naming_it(sqlite_db: Database, tmp_path: Path) -> None:
+    import subprocess
+
+    originals = _jane(sqlite_db, tmp_path)
+    folder = tmp_path / "shelf"
+    folder.mkdir()
+    if subprocess.run(["mount", "--bind", str(folder), str(folder)], check=False).returncode:
+        pytest.skip("cannot bind-mount here to make a read-only folder")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        args = ["export", "--db", sqlite_db.url, "--originals", str(originals), "-p", "Jane Doe"]
+
+        itself = runner.invoke(app, [*args, "--out", str(folder)])
+        inside = runner.invoke(app, [*args, "--out", str(folder / "jane")])
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+    for result, out in ((itself, folder), (inside, folder / "jane")):
+        assert result.exit_code == 1
+        assert result.stderr == f"error: cannot write to --out {out}: Read-only file system\n"
+
+
+def test_a_jpeg_whose_header_claims_900_megapixels_is_too_large_before_decoding(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    import json
+    import resource
+    import struct
+    import subprocess
+
+    lib = make_library(sqlite_db.engine, tmp_path / "library")
+    jane = lib.person("Jane Doe")
+    lib.photo_file("bomb.jpg", jane, size=(1920, 1440))
+    photo = next(lib.originals.rglob("bomb.jpg"))
+    data = bytearray(photo.read_bytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 30000, 30000)  # height, width: 2.7 GB of RGB
+    photo.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+    # In a process of its own, so that its peak memory can be measured.
+    done = subprocess.run(
+        [sys.executable, "-m", "faceset", "export", "--db", sqlite_db.url, "--originals",
+         str(lib.originals), "-p", "Jane Doe", "--out", str(out), "--size", "256",
+         "--layout", "none", "--workers", "1", "--allow-changed"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    [problem] = json.loads((out / "report.json").read_text())["problems"]
+    assert problem["reason"] == "too_large"
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < max(before, 600_000)  # KiB
