@@ -30,7 +30,21 @@ from faceset.sources.config import LibraryConfig
 DEFAULT_CONFIG = Path("faceset.toml")
 
 
+class PersonConfig(Section):
+    """Whose faces: what an export's own faceset.toml records, so --person can be left out."""
+
+    uid: str | None = None
+    """The library's id of the person; it finds them even after a rename."""
+    name: str | None = None
+    """The name, for the reader, and to find the person when the id is gone."""
+
+    def query(self) -> str | None:
+        """Return what to look the person up by: the UID, else the name; None when neither."""
+        return self.uid or self.name
+
+
 class Config(Section):
+    person: PersonConfig = PersonConfig()
     library: LibraryConfig = LibraryConfig()
     select: SelectConfig = SelectConfig()
     crop: CropConfig = CropConfig()

@@ -89,6 +89,8 @@ class Face:
     """Every other face box on the same file (named or not), relative like ``box``."""
     embedding: tuple[float, ...] | None = None
     """The library's own face embedding (PhotoPrism: 512-d FaceNet), when it has one."""
+    box_problem: str = ""
+    """Why the source itself cannot trust ``box`` (the crop stage reports it as ``bad_box``)."""
 
 
 class Status(StrEnum):

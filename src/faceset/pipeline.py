@@ -17,7 +17,7 @@ from faceset import sources
 from faceset.config import Config
 from faceset.crop import CropJob, CropSettings
 from faceset.crop.pool import crop_all, map_bounded, start_early
-from faceset.errors import ConfigError
+from faceset.errors import ConfigError, PersonNotFound
 from faceset.export import manifest
 from faceset.export.claim import claim_output
 from faceset.export.layouts import LayoutResult, write_layouts
@@ -79,7 +79,10 @@ class SelectResult:
 
 
 def select(
-    config: Config, person_query: str, on_start: OnStart = _ignore, on_step: OnStep = _ignore
+    config: Config,
+    person_query: str | None,
+    on_start: OnStart = _ignore,
+    on_step: OnStep = _ignore,
 ) -> SelectResult:
     """Decide which of the person's faces make the best training set, with a reason for each.
 
@@ -89,7 +92,7 @@ def select(
     start_early(config.export.worker_count())
     source = open_source(config)
     try:
-        person = _resolve(source, person_query)
+        person = _resolve(source, person_query, config)
         selection = _select(source, person, config, on_start, on_step)
     finally:
         source.close()
@@ -99,7 +102,7 @@ def select(
 
 def export(
     config: Config,
-    person_query: str,
+    person_query: str | None,
     on_start: OnStart = _ignore,
     on_outcome: OnOutcome = _ignore,
     on_step: OnStep = _ignore,
@@ -114,7 +117,7 @@ def export(
     source = open_source(config)
     selection = None
     try:
-        person = _resolve(source, person_query)
+        person = _resolve(source, person_query, config)
         settings = config.crop.settings()
         if config.select.best:
             selection = _select(source, person, config, on_start, on_step)
@@ -211,7 +214,7 @@ def _write_outputs(
         training = [r for r in records if r.get("split", manifest.TRAIN) == manifest.TRAIN]
         layouts = write_layouts(out, training, config.export, person.name)
         extra["layouts"] = _layout_summary(layouts)
-    write_settings(out, config.model_dump(mode="json"))
+    write_settings(out, {**config.model_dump(), "person": {"uid": person.uid, "name": person.name}})
     if selection is not None:
         extra["selection"] = selection.counts()
         _write_selection(out, person, selection)
@@ -244,8 +247,21 @@ def _layout_summary(layouts: LayoutResult) -> dict[str, Any]:
     }
 
 
-def _resolve(source: Source, query: str) -> Person:
-    person = resolve_person(source.people(), query)
+def _resolve(source: Source, query: str | None, config: Config) -> Person:
+    """Return the person asked for: ``query`` (--person), else the config's [person] section,
+    by UID and, when the UID is unknown to this library, by name."""
+    if query:
+        person = resolve_person(source.people(), query)
+    elif config.person.uid or config.person.name:
+        people = source.people()
+        try:
+            person = resolve_person(people, config.person.uid or config.person.name or "")
+        except PersonNotFound:
+            if not (config.person.uid and config.person.name):
+                raise
+            person = resolve_person(people, config.person.name)
+    else:
+        raise ConfigError("no person given: pass --person NAME (faceset people lists them)")
     flags = [
         f
         for f, on in (

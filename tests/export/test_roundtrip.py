@@ -6,6 +6,7 @@ import json
 import tomllib
 from pathlib import Path
 
+import pytest
 import toml
 import yaml
 from typer.testing import CliRunner
@@ -138,3 +139,34 @@ def test_export_for_a_transformer_writes_trainer_configs_over_its_folders(
     musubi = tomllib.loads((out / "musubi_dataset.toml").read_text())
     assert Path(musubi["datasets"][0]["image_directory"]) == folder
     assert "python run.py" in (out / "TRAINING.md").read_text()
+
+
+def test_its_toml_reproduces_the_set_from_any_folder_without_the_person(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = make_library(sqlite_db.engine, tmp_path / "lib")
+    jane = lib.person("Jane Doe")
+    lib.person("Janet Dough")
+    for i in range(2):
+        lib.photo_file(f"{i}.jpg", jane)
+    monkeypatch.chdir(tmp_path)  # the first export is given paths relative to here
+    first = CliRunner().invoke(app, [
+        "export", "--db", "sqlite:///storage/index.db", "--originals", "lib/originals",
+        "-p", "Jane Doe", "--out", "out", "--size", "256", "--layout", "none",
+    ])  # fmt: skip
+    assert first.exit_code == 0, first.output
+    settings = toml.loads((tmp_path / "out" / "faceset.toml").read_text())
+    assert settings["person"] == {"uid": jane, "name": "Jane Doe"}
+    assert settings["library"]["db"] == f"sqlite:///{tmp_path / 'storage' / 'index.db'}"
+    assert settings["library"]["originals"] == str(tmp_path / "lib" / "originals")
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    again = CliRunner().invoke(
+        app, ["export", "--config", str(tmp_path / "out" / "faceset.toml"), "--out", "again"]
+    )
+
+    assert again.exit_code == 0, again.output
+    skip = ("report.json", "faceset.toml")
+    assert _tree(elsewhere / "again", skip) == _tree(tmp_path / "out", skip)

@@ -19,6 +19,7 @@ from sources.fake_servers import ImmichServer, PhotoPrismServer
 from sources.library_spec import (
     ImmichDatabase,
     SpecPhoto,
+    cluster_group_migration,
     immich_api_state,
     immich_schema,
     photoprism_api_state,
@@ -64,30 +65,34 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
-def _immich_database(postgres_url: str, plural: bool, tmp_path: Path) -> ImmichDatabase:
+def _immich_database(postgres_url: str, layout: str, tmp_path: Path) -> ImmichDatabase:
     engine = sa.create_engine(postgres_url)
+    statements = immich_schema(layout == "plural")
+    if layout == "cluster-groups":
+        statements += cluster_group_migration()
     with engine.begin() as conn:
-        for statement in immich_schema(plural):
+        for statement in statements:
             conn.execute(sa.text(statement))
     upload = tmp_path / "immich-upload"
     upload.mkdir()
-    return ImmichDatabase(engine, postgres_url, plural, upload)
+    return ImmichDatabase(engine, postgres_url, layout, upload)
 
 
-@pytest.fixture(params=["singular", "plural"])
+@pytest.fixture(params=["cluster-groups", "singular", "plural"])
 def immich_db(
     request: pytest.FixtureRequest, postgres_url: str, tmp_path: Path
 ) -> Iterator[ImmichDatabase]:
-    """An empty Immich database: current (singular) or pre-1.137 (plural) table names."""
-    db = _immich_database(postgres_url, request.param == "plural", tmp_path)
+    """An empty Immich database: 3.2+ (people keyed by cluster group), 1.137 to 3.1 (singular
+    table names) or before 1.137 (plural)."""
+    db = _immich_database(postgres_url, request.param, tmp_path)
     yield db
     db.engine.dispose()
 
 
 @pytest.fixture
 def current_immich_db(postgres_url: str, tmp_path: Path) -> Iterator[ImmichDatabase]:
-    """An empty Immich database with the current (singular) table names."""
-    db = _immich_database(postgres_url, False, tmp_path)
+    """An empty Immich database as 3.2+ creates it (singular names, cluster groups)."""
+    db = _immich_database(postgres_url, "cluster-groups", tmp_path)
     yield db
     db.engine.dispose()
 

@@ -298,15 +298,65 @@ def immich_schema(plural: bool) -> list[str]:
     ]
 
 
+def cluster_group_migration() -> list[str]:
+    """Return Immich 3.2's "cluster group" migration (immich-app/immich#31544), as DDL and updates.
+
+    Written from the upstream migration: people move into ``person_group`` rows of the owner's
+    ``cluster_group``; ``person`` gains ``personGroupId`` and loses ``id``, its key becoming
+    (``ownerId``, ``personGroupId``); ``asset_face."personId"`` is renamed ``"personGroupId"`` and
+    points at the group. Each person's group keeps the person's old id, so faces keep their value.
+    """
+    return [
+        "CREATE TABLE cluster_group (id uuid NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,"
+        ' name character varying, "createdAt" timestamp with time zone NOT NULL DEFAULT now(),'
+        ' "updatedAt" timestamp with time zone NOT NULL DEFAULT now())',
+        'ALTER TABLE "user" ADD "clusterGroupId" uuid',
+        'UPDATE "user" SET "clusterGroupId" = gen_random_uuid()',
+        'INSERT INTO cluster_group (id) SELECT "clusterGroupId" FROM "user"',
+        'ALTER TABLE "user" ALTER COLUMN "clusterGroupId" SET NOT NULL',
+        'ALTER TABLE "user" ADD FOREIGN KEY ("clusterGroupId") REFERENCES cluster_group (id)',
+        "CREATE TABLE person_group (id uuid NOT NULL DEFAULT gen_random_uuid() PRIMARY KEY,"
+        ' "clusterGroupId" uuid NOT NULL REFERENCES cluster_group (id) ON DELETE CASCADE,'
+        ' "createdAt" timestamp with time zone NOT NULL DEFAULT now())',
+        'ALTER TABLE person ADD "personGroupId" uuid',
+        'INSERT INTO person_group (id, "clusterGroupId", "createdAt") SELECT p.id,'
+        ' u."clusterGroupId", p."createdAt" FROM person p JOIN "user" u ON u.id = p."ownerId"',
+        'UPDATE person SET "personGroupId" = id',
+        'ALTER TABLE person ALTER COLUMN "personGroupId" SET NOT NULL',
+        'ALTER TABLE person ADD FOREIGN KEY ("personGroupId") REFERENCES person_group (id)'
+        " ON DELETE CASCADE",
+        'ALTER TABLE asset_face DROP CONSTRAINT "asset_face_personId_fkey"',
+        'ALTER TABLE asset_face RENAME COLUMN "personId" TO "personGroupId"',
+        'ALTER TABLE asset_face ADD FOREIGN KEY ("personGroupId") REFERENCES person_group (id)'
+        " ON DELETE SET NULL",
+        "ALTER TABLE person DROP CONSTRAINT person_pkey",
+        "ALTER TABLE person DROP COLUMN id",
+        'ALTER TABLE person ADD PRIMARY KEY ("ownerId", "personGroupId")',
+    ]
+
+
 @dataclass
 class ImmichDatabase:
-    """An Immich database being filled: ``engine`` writes rows, ``plural`` picks the table names."""
+    """An Immich database being filled: ``engine`` writes rows, ``layout`` picks the schema.
+
+    Layouts: ``plural`` (before 1.137's singular table names), ``singular`` (1.137 to 3.1) and
+    ``cluster-groups`` (3.2+: people keyed by their person group).
+    """
 
     engine: sa.Engine
     url: str
-    plural: bool
+    layout: str
     upload: Path
     """Host folder of Immich's upload location (/data inside the container)."""
+
+    @property
+    def plural(self) -> bool:
+        return self.layout == "plural"
+
+    @property
+    def person_column(self) -> str:
+        """Return the column of ``asset_face`` that names the face's person."""
+        return "personGroupId" if self.layout == "cluster-groups" else "personId"
 
     def table(self, role: str) -> str:
         names = {"asset": ("assets", "asset"), "face": ("asset_faces", "asset_face"),
@@ -319,11 +369,28 @@ class ImmichDatabase:
         with self.engine.begin() as conn:
             conn.execute(sa.text(f'INSERT INTO "{table}" ({cols}) VALUES ({params})'), row)
 
-    def owner(self) -> None:
-        self.insert(self.table("user"), {"id": IMMICH_OWNER, "email": "admin@example.com"})
+    def owner(self, uid: str = IMMICH_OWNER, email: str = "admin@example.com") -> None:
+        row = {"id": uid, "email": email}
+        if self.layout == "cluster-groups":  # each user starts in a cluster group of their own
+            with self.engine.begin() as conn:
+                row["clusterGroupId"] = conn.execute(
+                    sa.text("INSERT INTO cluster_group DEFAULT VALUES RETURNING id")
+                ).scalar()
+        self.insert(self.table("user"), row)
 
-    def person(self, pid: str, name: str, hidden: bool = False) -> None:
-        self.insert("person", {"id": pid, "ownerId": IMMICH_OWNER, "name": name,
+    def person(self, pid: str, name: str, hidden: bool = False, owner: str = IMMICH_OWNER) -> None:
+        """Add a person; from 3.2 on, ``pid`` is the id of the person's group."""
+        if self.layout != "cluster-groups":
+            self.insert("person", {"id": pid, "ownerId": owner, "name": name,
+                                   "isHidden": hidden})  # fmt: skip
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text('INSERT INTO person_group (id, "clusterGroupId") SELECT :pid,'
+                        ' "clusterGroupId" FROM "user" WHERE id = :owner ON CONFLICT DO NOTHING'),
+                {"pid": pid, "owner": owner},
+            )  # fmt: skip
+        self.insert("person", {"personGroupId": pid, "ownerId": owner, "name": name,
                                "isHidden": hidden})  # fmt: skip
 
     def asset(self, i: int, p: SpecPhoto, **columns: Any) -> str:
@@ -347,7 +414,7 @@ class ImmichDatabase:
 
     def face(self, fid: str, aid: str, p: SpecPhoto, box: tuple[int, int, int, int],
              person: str | None, **columns: Any) -> None:  # fmt: skip
-        self.insert(self.table("face"), {"id": fid, "assetId": aid, "personId": person,
+        self.insert(self.table("face"), {"id": fid, "assetId": aid, self.person_column: person,
                                          **immich_box(p, box), **columns})  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from faceset.errors import SourceError
 from faceset.sources.immich_api import ImmichAPI
 from factories import close, quadrant_colours
 from sources.fake_servers import ImmichServer
-from sources.library_spec import JANE, SpecPhoto, asset_id, immich_api_state
+from sources.library_spec import IMMICH_JANE, JANE, SpecPhoto, asset_id, immich_api_state
 
 KEY = ImmichServer.KEY
 
@@ -122,6 +122,43 @@ def test_archived_assets_on_a_server_before_visibility(
 
     assert asset_id(1) not in default
     assert asset_id(1) in archived
+    # Each version is asked only in its own terms: no refused visibility search first.
+    searches = [r.body for r in server.calls(method="POST")]
+    assert not any("visibility" in body for body in searches)
+
+
+def test_a_current_server_is_never_sent_the_archive_flag(
+    immich_server: ImmichServer, tmp_path: Path
+) -> None:
+    src = source(immich_server, tmp_path)
+    list(src.faces(src.people()[0], include_archived=True))
+
+    searches = [r.body for r in immich_server.calls(method="POST")]
+    assert {
+        "personIds": [IMMICH_JANE],
+        "visibility": "archive",
+        "page": 1,
+        "size": 1000,
+    } in searches
+    assert not any("withArchived" in body for body in searches)
+
+
+def test_an_upload_is_hashed_whatever_fields_the_spec_dropped(
+    spec: list[SpecPhoto], tmp_path: Path
+) -> None:
+    # isExternal left the API's asset long ago; only libraryId tells an external library's file.
+    state = immich_api_state(spec)
+    state["assets"][0]["isExternal"] = True
+    state["assets"][1]["libraryId"] = "0b0e5a0e-3333-4c0c-9e0e-0a0b0c0d0e03"
+    server = ImmichServer(state)
+    try:
+        src = source(server, tmp_path)
+        hashes = {f.photo_uid: f.file_hash for f in src.faces(src.people()[0])}
+    finally:
+        server.close()
+
+    assert hashes[asset_id(1)] == spec[0].sha1
+    assert hashes[asset_id(2)] == ""
 
 
 def test_an_edited_asset_is_cropped_from_its_edited_image(

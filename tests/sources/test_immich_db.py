@@ -14,6 +14,7 @@ from PIL import Image
 from faceset import config, pipeline
 from faceset.demo.images import BOTTOM_LEFT, BOTTOM_RIGHT, TOP_LEFT, TOP_RIGHT, write
 from faceset.errors import ConfigError, SourceError
+from faceset.model import Person
 from faceset.sources import open_source
 from faceset.sources.config import LibraryConfig
 from faceset.sources.immich_db import ImmichDB, locate
@@ -215,3 +216,56 @@ def test_the_password_comes_from_immichs_env(postgres_url: str) -> None:
     assert url.password == "s3cret"
     with pytest.raises(ConfigError, match="no immich-db database given"):
         open_source(LibraryConfig(source="immich-db"), {})
+
+
+def test_a_database_upgraded_to_cluster_groups_reads_the_same_people_and_faces(
+    postgres_url: str, spec: list[SpecPhoto], tmp_path: Path
+) -> None:
+    # An Immich 3.1 library with faces, then 3.2's migration run over it, rows and all.
+    from sources.conftest import _immich_database
+    from sources.library_spec import cluster_group_migration
+
+    db = _immich_database(postgres_url, "singular", tmp_path)
+    try:
+        write_immich_db(db, spec)
+        before = ImmichDB(db.url, db.upload)
+        try:
+            people_before = before.people()
+            faces_before = sorted(f.marker_uid for f in before.faces(people_before[0]))
+        finally:
+            before.close()
+        with db.engine.begin() as conn:
+            for statement in cluster_group_migration():
+                conn.execute(sa.text(statement))
+        after = ImmichDB(db.url, db.upload)
+        try:
+            people_after = after.people()
+            faces_after = sorted(f.marker_uid for f in after.faces(people_after[0]))
+        finally:
+            after.close()
+    finally:
+        db.engine.dispose()
+
+    assert people_after == people_before == [Person(IMMICH_JANE, JANE, faces=4)]
+    assert faces_after == faces_before
+    assert len(faces_after) == 4
+
+
+def test_a_shared_cluster_group_is_one_person(
+    current_immich_db: ImmichDatabase, spec: list[SpecPhoto]
+) -> None:
+    # From 3.2 two users can share a cluster group: each names the same person group.
+    write_immich_db(current_immich_db, spec)
+    partner = "7e3a2d65-0000-4c56-9c1e-1a2b3c4d5e6f"
+    current_immich_db.owner(partner, "partner@example.com")
+    current_immich_db.person(IMMICH_JANE, "Jane", owner=partner)
+    src = ImmichDB(current_immich_db.url, current_immich_db.upload)
+    try:
+        people = src.people()
+        faces = list(src.faces(people[0]))
+    finally:
+        src.close()
+
+    assert [(p.uid, p.faces) for p in people] == [(IMMICH_JANE, 4)]
+    assert people[0].name in (JANE, "Jane")
+    assert len(faces) == 4

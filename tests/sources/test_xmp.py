@@ -247,3 +247,32 @@ def test_the_face_detector_settles_a_frame_the_file_cannot(tmp_path: Path) -> No
     [found] = src.faces(src.people()[0])
 
     assert astuple(found.box) == pytest.approx(astuple(box), abs=1e-5)
+
+
+def test_an_area_outside_the_photo_is_a_bad_box(tmp_path: Path) -> None:
+    # As in ExifTool's own test packet: w=h=8 with no unit, and one a little past the edge.
+    p = every_orientation()[0]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, (x, y, w, h) in {"huge": (0.5, 0.5, 8, 8), "past": (0.95, 0.5, 0.2, 0.2),
+                               "edge": (0.9, 0.5, 0.2, 0.2)}.items():  # fmt: skip
+        (folder / f"{name}.jpg").write_bytes(p.data)
+        (folder / f"{name}.xmp").write_bytes(
+            (
+                XMP_HEAD + '<rdf:Description rdf:about=""'
+                ' xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/"'
+                ' xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#"><mwg-rs:Regions'
+                ' rdf:parseType="Resource"><mwg-rs:RegionList><rdf:Bag>'
+                f'<rdf:li><rdf:Description mwg-rs:Name="{JANE}" mwg-rs:Type="Face">'
+                f'<mwg-rs:Area stArea:x="{x}" stArea:y="{y}" stArea:w="{w}" stArea:h="{h}"/>'
+                "</rdf:Description></rdf:li></rdf:Bag></mwg-rs:RegionList></mwg-rs:Regions>"
+                "</rdf:Description>" + XMP_TAIL
+            ).encode()
+        )
+
+    result = run_export({"source": "xmp", "originals": folder}, tmp_path / "out")
+
+    bad = {p["source"]["path"]: p["detail"] for p in result.problems if p["reason"] == "bad_box"}
+    assert sorted(bad) == ["huge.jpg", "past.jpg"]
+    assert "x=0.5 y=0.5 w=8 h=8 reaches outside the photo" in bad["huge.jpg"]
+    assert result.summary.written == 1  # the box that ends on the edge is a face

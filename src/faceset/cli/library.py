@@ -235,7 +235,13 @@ def people(
 
 # Options of the commands that choose faces.
 Person = Annotated[
-    str, typer.Option("--person", "-p", help="Name, alias, slug or UID of the person.")
+    str | None,
+    typer.Option(
+        "--person",
+        "-p",
+        help="Name, alias, slug or UID of the person [default: the [person] of --config].",
+        show_default=False,
+    ),
 ]
 ConfirmedOnly = Annotated[
     bool | None,
@@ -297,7 +303,7 @@ def _select_section(
 
 @command
 def select(
-    person: Person,
+    person: Person = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -393,7 +399,7 @@ def select(
 
 @command
 def export(
-    person: Person,
+    person: Person = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output folder.", show_default=False)
     ] = None,
@@ -564,7 +570,7 @@ def export(
 
 
 def run_export(
-    cfg: config.Config, person: str, *, json_lines: bool = False, quiet: bool = False
+    cfg: config.Config, person: str | None, *, json_lines: bool = False, quiet: bool = False
 ) -> pipeline.ExportResult:
     """Run an export with progress on stderr and the result on stdout."""
     written = 0

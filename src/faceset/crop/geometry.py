@@ -113,6 +113,17 @@ def is_usable(rel: RelBox) -> bool:
     return rel.x < 1 and rel.y < 1 and rel.x + rel.w > 0 and rel.y + rel.h > 0
 
 
+AREA_TOLERANCE = 0.01
+"""How far (a fraction of the photo's side) a normalized area may reach past the photo's edge
+and still be read as on it: writers round, and a box drawn to the edge may overshoot a little."""
+
+
+def outside_unit(rel: RelBox, tolerance: float = AREA_TOLERANCE) -> bool:
+    """Return whether a normalized box reaches outside [0, 1] by more than ``tolerance``."""
+    low, high = -tolerance, 1 + tolerance
+    return not (low <= rel.x and low <= rel.y and rel.x + rel.w <= high and rel.y + rel.h <= high)
+
+
 def pixel_aspect(rel: RelBox, width: int, height: int) -> float:
     """Return the box's width/height in pixels; detected faces are squares, so 1 when current."""
     return (rel.w * width) / (rel.h * height)
@@ -148,6 +159,12 @@ def centre(box: Box) -> tuple[float, float]:
     return (box.left + box.right) / 2, (box.top + box.bottom) / 2
 
 
+CLEAR_TOLERANCE_PX = 1.0
+"""How far :func:`clear_window` may miss, in oriented pixels: the window holds the face's margin
+box to within this on each edge, and another face's centre may lie this far inside its edge.
+Rounding the window to whole pixels takes up to half a pixel per edge and side."""
+
+
 def clear_window(
     face: Box,
     others: list[Box],
@@ -156,13 +173,15 @@ def clear_window(
     face_ratio: float,
     pad: bool,
     margin: float = 0.1,
-    steps: int = 12,
 ) -> Box | None:
-    """Return the square window nearest to :func:`window` that holds the whole face box, with
-    ``margin`` of its side on each edge, and no other face's centre; None when there is none.
+    """Return the largest square window, nearest :func:`window`, that holds the face box with
+    ``margin`` of its side on each edge and no other face's centre; None when there is none.
 
-    The window first shifts, then shrinks step by step down to the face box plus that margin. Boxes are oriented pixels; centres inside the face box itself belong
-    to a second marker of the same face and are ignored.
+    Boxes are oriented pixels; the result is in whole pixels, true to within
+    :data:`CLEAR_TOLERANCE_PX`. Centres inside the face box belong to a second marker of the same
+    face and are ignored. The search is exact, not a grid, so it is stable: moving the face box by
+    a fraction of a pixel moves or resizes the window by about as much, and changes whether one
+    exists only where another face's centre is that close to an edge of the margin box.
     """
     preferred = window(face, width, height, face_ratio, pad)
     points = [
@@ -170,62 +189,75 @@ def clear_window(
         for c in map(centre, others)
         if not (face.left <= c[0] <= face.right and face.top <= c[1] <= face.bottom)
     ]
-    if not _holds_any(preferred, points):
+    if not any(_inside(preferred.left, preferred.top, preferred.width, p) for p in points):
         return preferred
     grow = max(face.width, face.height) * margin
     need = clamp(
         Box(face.left - grow, face.top - grow, face.right + grow, face.bottom + grow), width, height
     )
     smallest = max(need.width, need.height)
-    largest = preferred.width
-    for i in range(steps + 1):
-        side = largest * (smallest / largest) ** (i / steps) if largest > smallest else largest
-        found = _shift_clear(need, points, math.ceil(side), width, height, preferred, pad)
-        if found is not None:
-            return found
-    return None
-
-
-def _holds_any(box: Box, points: list[tuple[float, float]]) -> bool:
-    return any(box.left <= x < box.right and box.top <= y < box.bottom for x, y in points)
-
-
-def _shift_clear(
-    face: Box,
-    points: list[tuple[float, float]],
-    side: int,
-    width: int,
-    height: int,
-    preferred: Box,
-    pad: bool,
-) -> Box | None:
-    """Return the position of a ``side`` window holding ``face`` and no point, nearest ``preferred``."""
-    lo_x, hi_x = math.ceil(face.right - side), math.floor(face.left)
-    lo_y, hi_y = math.ceil(face.bottom - side), math.floor(face.top)
-    if not pad:
-        lo_x, hi_x = max(lo_x, 0), min(hi_x, width - side)
-        lo_y, hi_y = max(lo_y, 0), min(hi_y, height - side)
-    if lo_x > hi_x or lo_y > hi_y:
+    largest = max(float(preferred.width), smallest)
+    bounds = (width, height) if not pad else None
+    if _place_clear(need, points, smallest, bounds, preferred) is None:
         return None
-    want_x = min(max(round(face.left + face.width / 2 - side / 2), lo_x), hi_x)
-    want_y = min(max(round(face.top + face.height / 2 - side / 2), lo_y), hi_y)
-    xs = {want_x, lo_x, hi_x} | {
-        v for x, _ in points for v in (math.floor(x) + 1, math.floor(x) - side + 1)
-    }
-    ys = {want_y, lo_y, hi_y} | {
-        v for _, y in points for v in (math.floor(y) + 1, math.floor(y) - side + 1)
-    }
-    options = [
-        Box(x, y, x + side, y + side)
-        for x in xs
-        if lo_x <= x <= hi_x
-        for y in ys
-        if lo_y <= y <= hi_y
-    ]
-    clear = [b for b in options if not _holds_any(b, points)]
+    # Any square inside a clear window that still holds the margin box is clear too, so the
+    # sides that have a clear window form one interval: bisect for its top.
+    low, high = smallest, largest
+    if _place_clear(need, points, high, bounds, preferred) is not None:
+        low = high
+    while high - low > 1e-3:
+        mid = (low + high) / 2
+        if _place_clear(need, points, mid, bounds, preferred) is not None:
+            low = mid
+        else:
+            high = mid
+    found = _place_clear(need, points, low, bounds, preferred)
+    assert found is not None  # low is always a side with a clear window
+    x, y = found
+    side = max(1, round(low))
+    left, top = round(x), round(y)
+    if bounds is not None:
+        left = min(max(left, 0), max(width - side, 0))
+        top = min(max(top, 0), max(height - side, 0))
+    return Box(left, top, left + side, top + side)
+
+
+_EPSILON = 1e-6
+
+
+def _inside(x: float, y: float, side: float, point: tuple[float, float]) -> bool:
+    """Return whether ``point`` lies strictly inside the square at ``x, y`` (edges are outside)."""
+    return x < point[0] < x + side and y < point[1] < y + side
+
+
+def _place_clear(
+    need: Box,
+    points: list[tuple[float, float]],
+    side: float,
+    bounds: tuple[int, int] | None,
+    preferred: Box,
+) -> tuple[float, float] | None:
+    """Return the top-left of a ``side`` square holding ``need`` and no point inside, nearest
+    ``preferred``'s centre; None when there is none. ``bounds`` keeps it inside the image.
+
+    A clear square, slid left (up) until it meets a bound or a point's column (row), stays
+    clear, so the positions worth trying are those edges: the answer is exact.
+    """
+    lo_x, hi_x = need.right - side, need.left
+    lo_y, hi_y = need.bottom - side, need.top
+    if bounds is not None:
+        lo_x, hi_x = max(lo_x, 0.0), min(hi_x, bounds[0] - side)
+        lo_y, hi_y = max(lo_y, 0.0), min(hi_y, bounds[1] - side)
+    # need.right - need.width can differ from need.left in the last bit: not a real gap.
+    if lo_x > hi_x + _EPSILON or lo_y > hi_y + _EPSILON:
+        return None
+    hi_x, hi_y = max(hi_x, lo_x), max(hi_y, lo_y)
+    cx, cy = centre(preferred)
+    want_x = min(max(cx - side / 2, lo_x), hi_x)
+    want_y = min(max(cy - side / 2, lo_y), hi_y)
+    xs = {want_x, lo_x, hi_x} | {v for x, _ in points for v in (x, x - side) if lo_x <= v <= hi_x}
+    ys = {want_y, lo_y, hi_y} | {v for _, y in points for v in (y, y - side) if lo_y <= v <= hi_y}
+    clear = [(x, y) for x in xs for y in ys if not any(_inside(x, y, side, p) for p in points)]
     if not clear:
         return None
-    return min(
-        clear,
-        key=lambda b: (abs(b.left - preferred.left) + abs(b.top - preferred.top), b.left, b.top),
-    )
+    return min(clear, key=lambda c: (abs(c[0] - want_x) + abs(c[1] - want_y), c[0], c[1]))

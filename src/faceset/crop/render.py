@@ -210,6 +210,8 @@ def _frame(job: CropJob, photo: Photo) -> Framed | Outcome:
     rel = face.box
     if not all(map(math.isfinite, (rel.x, rel.y, rel.w, rel.h))):
         return _problem(face, Reason.BAD_BOX, "the box has a missing or non-numeric coordinate")
+    if face.box_problem:
+        return _problem(face, Reason.BAD_BOX, face.box_problem)
     if not geometry.is_usable(face.box):
         return _problem(face, Reason.BAD_BOX, f"box {face.box} lies outside the photo")
     aspect = max(width, height) / min(width, height)

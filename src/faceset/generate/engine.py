@@ -225,41 +225,7 @@ class Engine:
 
         ``scheduler_config`` (a record's) replaces the base model's scheduler config.
         """
-        pipe = self.pipeline
-        if self.lora is not None and self._weight != request.lora_weight:
-            pipe.set_adapters([ADAPTER], adapter_weights=[request.lora_weight])
-            self._weight = request.lora_weight
-        config = self.scheduler_config if scheduler_config is None else scheduler_config
-        pipe.scheduler = scheduler_for(request.sampler, config)
-        generator = torch.Generator("cpu").manual_seed(request.seed)
-        try:
-            with torch.inference_mode():
-                if self.flow is None:
-                    inputs: dict[str, Any] = {
-                        "prompt": request.prompt,
-                        "negative_prompt": request.negative_prompt or None,
-                        "guidance_scale": request.guidance,
-                    }
-                else:  # the family's text inputs and its own guidance argument
-                    inputs = self.flow.draw_inputs(
-                        pipe, request.prompt, request.negative_prompt, request.guidance,
-                        torch.device(self.text_device),
-                    )  # fmt: skip
-                    inputs = to_device(inputs, torch.device(self.device))
-                result = pipe(
-                    **inputs,
-                    height=request.height,
-                    width=request.width,
-                    num_inference_steps=request.steps,
-                    generator=generator,
-                )
-        except torch.OutOfMemoryError as e:
-            raise OutOfMemory(
-                f"out of GPU memory drawing {request.width}x{request.height} images;"
-                " lower --width/--height"
-            ) from e
-        image: Image.Image = result.images[0]
-        return image.convert("RGB")
+        return self._draw(self.pipeline, request, scheduler_config, {})
 
     def _draw(
         self,

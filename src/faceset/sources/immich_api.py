@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 PAGE = 1000
 # /api/server/version, /api/people and /api/assets/{id}/original arrived with the 1.106 API.
 OLDEST = (1, 106)
+# Assets gained a visibility (timeline, archive, hidden, locked) in 1.133, replacing isArchived.
+VISIBILITY = (1, 133)
 AUTH_HINT = "check the API key (Immich: Account Settings > API Keys; needs person.read,"
 AUTH_HINT += " asset.read, asset.download and face.read)"
 
@@ -183,13 +185,10 @@ class ImmichAPI:
         return self._assets[key]
 
     def _archived(self, uid: str) -> list[Asset]:
-        try:
+        if self.version[:2] >= VISIBILITY:
             return self._search({"personIds": [uid], "visibility": "archive"})
-        except Refused as e:
-            if e.status not in (400, 422):
-                raise
-            # Before 1.133 archive was a flag, not a visibility.
-            return self._search({"personIds": [uid], "withArchived": True})
+        # Before 1.133 archive was a flag, not a visibility; current servers refuse the flag.
+        return self._search({"personIds": [uid], "withArchived": True})
 
     def _search(self, query: Mapping[str, Any]) -> list[Asset]:
         """Return every asset a metadata search finds, following ``nextPage``."""
@@ -303,7 +302,8 @@ def _download_plan(asset: Mapping[str, Any]) -> tuple[str, str, dict[str, str], 
         )
     sha1 = ""
     # checksum is the base64 SHA-1 of the original; external libraries once hashed the path.
-    if not asset.get("libraryId") and not values.flag(asset.get("isExternal")):
+    # Since 1.106 (OLDEST) uploads have no libraryId, so it alone tells an external file.
+    if not asset.get("libraryId"):
         try:
             sha1 = base64.b64decode(values.text(asset.get("checksum")), validate=True).hex()
         except (binascii.Error, ValueError):

@@ -2,7 +2,10 @@
 
 Table names changed from plural to singular in Immich 1.137 (``asset_faces`` -> ``asset_face``,
 ``assets`` -> ``asset``, ``asset_files`` -> ``asset_file``); both are found at runtime, and
-columns are chosen by name from what the database has.
+columns are chosen by name from what the database has. Immich 3.2 keyed people by "cluster
+group" (immich-app/immich#31544): ``asset_face."personId"`` became ``"personGroupId"`` and
+``person`` lost ``id`` for the key (``ownerId``, ``personGroupId``). There a person is its person
+group, whose id is the person's old id; users who share a cluster group each name it.
 
 Geometry: ``boundingBoxX1..Y2`` are pixels of the oriented preview the detector saw
 (``imageWidth`` x ``imageHeight``); as fractions they hold for the oriented original. The
@@ -36,11 +39,13 @@ TABLES = {
     "file": ("asset_file", "asset_files"),
 }
 REQUIRED = {
-    "face": {"id", "assetId", "personId", "imageWidth", "imageHeight", "boundingBoxX1",
-             "boundingBoxY1", "boundingBoxX2", "boundingBoxY2"},
+    "face": {"id", "assetId", "imageWidth", "imageHeight", "boundingBoxX1", "boundingBoxY1",
+             "boundingBoxX2", "boundingBoxY2"},
     "asset": {"id", "originalPath"},
-    "person": {"id", "name"},
+    "person": {"name"},
 }  # fmt: skip
+# The person key of each layout, newest first: (column of asset_face, column of person).
+PERSON_KEYS = (("personGroupId", "personGroupId"), ("personId", "id"))
 # Where Immich's container keeps the upload folder: /data since 1.133's image, before that
 # /usr/src/app/upload. Paths of older versions are relative to /usr/src/app.
 KNOWN_SERVER_PATHS = ("/data", "/usr/src/app/upload")
@@ -95,6 +100,7 @@ class ImmichDB:
         self.server_paths = (server_path.rstrip("/") or "/",) if server_path else KNOWN_SERVER_PATHS
         try:
             self.tables = self._check_tables()
+            self.face_key, self.person_key = self._person_key()
         except BaseException:
             self.engine.dispose()
             raise
@@ -115,6 +121,17 @@ class ImmichDB:
                     f" {', '.join(lacking)}"
                 )
         return tables
+
+    def _person_key(self) -> tuple[str, str]:
+        """Return the quoted columns that tie a face to its person: ``f.…`` and ``p.…``."""
+        face, person = self.tables["face"], self.tables["person"]
+        for face_col, person_col in PERSON_KEYS:
+            if face.has(face_col) and person.has(person_col):
+                return f"f.{q(face_col)}", f"p.{q(person_col)}"
+        raise SourceError(
+            f"unsupported Immich version: table {face.name} has neither personId (before 3.2)"
+            " nor personGroupId (3.2 and later)"
+        )
 
     def _t(self, role: str) -> str:
         return q(self.tables[role].name)
@@ -151,10 +168,15 @@ class ImmichDB:
         """Return every named person with their count of usable faces; unnamed clusters are left out."""
         person = self.tables["person"]
         hidden = 'p."isHidden"' if person.has("isHidden") else "FALSE"
-        people_sql = f"SELECT p.id, p.name, {hidden} AS hidden FROM {self._t('person')} p"
+        # From 3.2 each user sharing a cluster group has a row for the same person group.
+        owner = 'p."ownerId"' if person.has("ownerId") else "NULL"
+        people_sql = (
+            f"SELECT {self.person_key} AS uid, p.name, {hidden} AS hidden"
+            f" FROM {self._t('person')} p ORDER BY {owner}"
+        )
         counts_sql = (
-            f'SELECT f."personId" AS uid, COUNT(*) AS n {self._joins()}'
-            f' WHERE f."personId" IS NOT NULL AND {self._valid(False)} GROUP BY f."personId"'
+            f"SELECT {self.face_key} AS uid, COUNT(*) AS n {self._joins()}"
+            f" WHERE {self.face_key} IS NOT NULL AND {self._valid(False)} GROUP BY {self.face_key}"
         )
         with self._read() as conn:
             rows = conn.execute(sa.text(people_sql)).mappings().all()
@@ -162,17 +184,14 @@ class ImmichDB:
                 str(r["uid"]): values.integer(r["n"])
                 for r in conn.execute(sa.text(counts_sql)).mappings()
             }
-        people = [
-            Person(
-                uid=str(r["id"]),
-                name=values.text(r["name"]).strip(),
-                hidden=values.flag(r["hidden"]),
-                faces=counts.get(str(r["id"]), 0),
-            )
-            for r in rows
-            if values.text(r["name"]).strip()
-        ]
-        return sorted(people, key=lambda p: (-p.faces, p.name.casefold()))
+        people: dict[str, Person] = {}
+        for r in rows:
+            uid, name = str(r["uid"]), values.text(r["name"]).strip()
+            if name and uid not in people:
+                people[uid] = Person(
+                    uid=uid, name=name, hidden=values.flag(r["hidden"]), faces=counts.get(uid, 0)
+                )
+        return sorted(people.values(), key=lambda p: (-p.faces, p.name.casefold()))
 
     def count_faces(
         self, person: Person, *, confirmed_only: bool = False, include_archived: bool = False
@@ -180,7 +199,7 @@ class ImmichDB:
         """Return how many faces the database lists for :meth:`faces`."""
         _refuse_confirmed_only(confirmed_only)
         sql = (
-            f'SELECT COUNT(*) {self._joins()} WHERE f."personId" = CAST(:uid AS uuid)'
+            f"SELECT COUNT(*) {self._joins()} WHERE {self.face_key} = CAST(:uid AS uuid)"
             f" AND {self._valid(include_archived)}"
         )
         with self._read() as conn:
@@ -207,7 +226,7 @@ class ImmichDB:
         ])  # fmt: skip
         newest = 'a."fileCreatedAt" DESC, ' if asset.has("fileCreatedAt") else ""
         sql = (
-            f'SELECT {cols} {self._joins()} WHERE f."personId" = CAST(:uid AS uuid)'
+            f"SELECT {cols} {self._joins()} WHERE {self.face_key} = CAST(:uid AS uuid)"
             f" AND {self._valid(include_archived)} ORDER BY {newest}f.id"
         )
         others = self._other_faces(person)
@@ -232,7 +251,7 @@ class ImmichDB:
             f'SELECT o."assetId", o.id, o."imageWidth", o."imageHeight", o."boundingBoxX1",'
             f' o."boundingBoxY1", o."boundingBoxX2", o."boundingBoxY2" FROM {self._t("face")} o'
             f' WHERE {" AND ".join([*valid, "TRUE"])} AND o."assetId" IN'
-            f' (SELECT m."assetId" FROM {self._t("face")} m WHERE m."personId" = CAST(:uid AS uuid))'
+            f' (SELECT f."assetId" FROM {self._t("face")} f WHERE {self.face_key} = CAST(:uid AS uuid))'
         )
         found: dict[str, list[tuple[str, RelBox]]] = {}
         with self._read() as conn:

@@ -22,6 +22,7 @@ import numpy as np
 from defusedxml import DefusedXmlException
 from PIL import Image
 
+from faceset.crop import geometry
 from faceset.crop.decode import open_photo, upright
 from faceset.model import Box, Face, Person, RelBox
 from faceset.sources import regions
@@ -286,6 +287,14 @@ class XmpFolder:
                 detected=False,
                 confirmed=True,
                 others=tag.others,
+                # A normalized area is a part of the photo: one far outside it (ExifTool's own
+                # test packet has w=h=8, no unit) is a broken region, not a face to clamp.
+                box_problem=(
+                    f"XMP region {_area_text(tag.box)} reaches outside the photo (normalized"
+                    " areas lie within 0..1)"
+                    if geometry.outside_unit(tag.box)
+                    else ""
+                ),
             )
 
     def _scan(self) -> list[_Tagged]:
@@ -440,3 +449,8 @@ def _uid(prefix: str, text: str) -> str:
 
 def _person_uid(name: str) -> str:
     return slugify(name) or _uid("x", fold(name))
+
+
+def _area_text(box: RelBox) -> str:
+    """Return a box as the user's XMP states it: the centre and size, normalized."""
+    return f"x={box.x + box.w / 2:g} y={box.y + box.h / 2:g} w={box.w:g} h={box.h:g}"

@@ -8,11 +8,10 @@ key names (ComfyUI's native layouts, reference sections 4.2 and 6.2); a model id
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
-from faceset.errors import ConfigError
-from faceset.train import families
+from faceset.errors import ConfigError, FacesetError
+from faceset.train import families, model_files
 
 _MAX_HEADER = 100 * 1024 * 1024
 
@@ -34,7 +33,7 @@ def family_of(base: str) -> str | None:
             return None
         try:
             return _of_keys(safetensors_keys(path))
-        except ConfigError:
+        except FacesetError:
             return None  # unreadable: loading it says why, in its own words
     cached = _cached_index(base)
     if cached is not None:
@@ -75,15 +74,7 @@ def _trained_families() -> str:
 
 def safetensors_keys(path: Path) -> list[str]:
     """Return the tensor names in a ``.safetensors`` file's header."""
-    try:
-        with path.open("rb") as f:
-            (size,) = struct.unpack("<Q", f.read(8))
-            if size > _MAX_HEADER:
-                raise ValueError
-            header = json.loads(f.read(size))
-    except (OSError, ValueError, struct.error):
-        raise ConfigError(f"{path} is not a readable .safetensors file") from None
-    return [k for k in header if k != "__metadata__"]
+    return list(model_files.read_header(path))
 
 
 def _of_index(index: Path) -> str:
@@ -117,24 +108,13 @@ def _of_folder_config(path: Path) -> str | None:
 
 def _of_keys(keys: list[str]) -> str | None:
     names = set(keys)
-
-    def has(prefix: str) -> bool:
-        return any(k.startswith(prefix) for k in names) or any(
-            k.startswith(f"model.diffusion_model.{prefix}") for k in names
-        )
-
     if any(
         k.startswith(("lora_", "transformer.", "diffusion_model.")) and "lora" in k for k in names
     ):
         return "a LoRA, not a base model"
-    if has("double_stream_modulation_img.") or has("transformer_blocks.0.attn.to_qkv_mlp_proj"):
-        return "flux2-klein"
-    if has("double_blocks.0.img_attn.qkv.") or has("transformer_blocks.0.norm1_context."):
-        return "flux1"
-    if has("context_refiner.") or has("cap_embedder."):
-        return "zimage"
-    if has("transformer_blocks.0.img_mod.") or (has("img_in.") and has("txt_norm.")):
-        return "qwen-image"
+    transformer = model_files.detect_family(names, model_files.strip_prefix(names))
+    if transformer is not None:
+        return transformer
     if any(k.startswith("conditioner.embedders.1.") for k in names):
         return "sdxl"
     if any(k.startswith("cond_stage_model.model.") for k in names):
