@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from faceset import redaction
 from faceset.crop.config import CropConfig
 from faceset.errors import ConfigError
 from faceset.evaluate.config import EvalConfig
@@ -203,6 +204,7 @@ def _with_password(config: Config, env: Mapping[str, str]) -> Config:
     except ArgumentError:
         return config
     if url.password:
+        redaction.remember(str(url.password))
         return config
     variable = next(
         (v for v in ("FACESET_DB_PASSWORD", "PHOTOPRISM_DATABASE_PASSWORD") if env.get(v)), ""
@@ -219,6 +221,7 @@ def _with_password(config: Config, env: Mapping[str, str]) -> Config:
         source = f"the password file {config.library.db_password_file}"
     if not password:
         return config
+    redaction.remember(password)
     rendered = url.set(password=password).render_as_string(hide_password=False)
     library = config.library.model_copy(update={"db": rendered})
     library._password_from = source

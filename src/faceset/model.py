@@ -122,6 +122,10 @@ class Reason(StrEnum):
     UNREADABLE = "unreadable"
     CORRUPT = "corrupt"
     ERROR = "error"
+    TOO_LARGE = "too_large"
+    """The photo claims more pixels than faceset decodes (a bomb, or a broken header)."""
+    CRASHED = "crashed"
+    """The face's worker process died (a decoder crash, the OOM killer) when it ran alone."""
     CROWDED = "crowded"
     TOO_OLD = "too_old"
 
@@ -130,7 +134,16 @@ class Reason(StrEnum):
         return self in _FAILURES
 
 
-_FAILURES = frozenset({Reason.MISSING_FILE, Reason.UNREADABLE, Reason.CORRUPT, Reason.ERROR})
+_FAILURES = frozenset(
+    {
+        Reason.MISSING_FILE,
+        Reason.UNREADABLE,
+        Reason.CORRUPT,
+        Reason.ERROR,
+        Reason.TOO_LARGE,
+        Reason.CRASHED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import contextlib
 import gc
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -18,6 +19,7 @@ from faceset.crop import CropJob, CropSettings
 from faceset.crop.pool import crop_all, map_bounded, start_early
 from faceset.errors import ConfigError, PersonNotFound, SourceError
 from faceset.export import manifest
+from faceset.export.claim import claim_output
 from faceset.export.layouts import LayoutResult, write_layouts
 from faceset.export.report import problem, write_report
 from faceset.export.settings_file import write_settings
@@ -129,12 +131,85 @@ def export(
             splits = {}
             faces = source.faces(person, **_picks(config))
             on_start(source.count_faces(person, **_picks(config)), "cropping")
-        with _few_collections():
-            summary, problems, records = _crop_faces(
-                source, faces, out, settings, config, on_outcome, _oldest(config), splits
+        # One run at a time writes into ``out``: held from the first image to the report.
+        with claim_output(out):
+            with _few_collections():
+                summary, problems, records = _crop_faces(
+                    source, faces, out, settings, config, on_outcome, _oldest(config), splits
+                )
+            source.close()  # the library is done with; the rest is the output folder's
+            layouts, report = _write_outputs(
+                out, config, person, summary, problems, records, selection
             )
     finally:
         source.close()
+    log.info(
+        "%s: %d faces -> %d images (%d new), %d skipped, %d failed",
+        person.name, summary.found, summary.images, summary.written,
+        sum(summary.skipped.values()), sum(summary.failed.values()),
+    )  # fmt: skip
+    return ExportResult(person, out, summary, report, problems, selection, layouts)
+
+
+_DIGITS = re.compile(r"\d+")
+"""Warnings that differ only in their numbers are one kind ("decodes as NxN but was ...")."""
+
+
+@dataclass(slots=True)
+class _Noted:
+    """Problems and warnings by kind: a count and the first few files, for one summary line
+    per kind at the end of a run."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, kind: str, file_name: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        shown = self.examples.setdefault(kind, [])
+        if len(shown) < 3:
+            shown.append(file_name)
+
+    def log(self, out: Path) -> None:
+        for kind, count in sorted(self.counts.items(), key=lambda item: -item[1]):
+            faces = "1 face" if count == 1 else f"{count:,} faces"
+            more = ", ..." if count > len(self.examples[kind]) else ""
+            log.warning(
+                "%s: %s (%s%s); every one in %s, or run with -v",
+                kind, faces, ", ".join(self.examples[kind]), more, out / "report.json",
+            )  # fmt: skip
+
+
+CRASHED_FILE = ".faceset-crashed.json"
+"""Work keys of faces that killed their worker: a re-run passes them by instead of crashing."""
+
+
+def _read_crashed(out: Path) -> set[str]:
+    try:
+        keys = json.loads((out / CRASHED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    return {str(k) for k in keys} if isinstance(keys, list) else set()
+
+
+def _write_crashed(out: Path, keys: set[str]) -> None:
+    path = out / CRASHED_FILE
+    if keys:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(sorted(keys)) + "\n", encoding="utf-8")
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _write_outputs(
+    out: Path,
+    config: Config,
+    person: Person,
+    summary: Summary,
+    problems: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    selection: Selection | None,
+) -> tuple[LayoutResult | None, Path]:
+    """Write the trainer layouts, faceset.toml, the selection report and report.json."""
     layouts = None
     extra: dict[str, Any] = {}
     if config.export.layout != "none":
@@ -146,12 +221,7 @@ def export(
         extra["selection"] = selection.counts()
         _write_selection(out, person, selection)
     report = write_report(out, person, summary, problems, config.model_dump(mode="json"), extra)
-    log.info(
-        "%s: %d faces -> %d images (%d new), %d skipped, %d failed",
-        person.name, summary.found, summary.images, summary.written,
-        sum(summary.skipped.values()), sum(summary.failed.values()),
-    )  # fmt: skip
-    return ExportResult(person, out, summary, report, problems, selection, layouts)
+    return layouts, report
 
 
 @contextlib.contextmanager
@@ -242,8 +312,13 @@ def _picks(config: Config) -> dict[str, bool]:
     }
 
 
+def clock() -> datetime:
+    """Return "now" for a run: recency, --years and the report's date count from it (tests fix it)."""
+    return datetime.now()
+
+
 def _oldest(config: Config) -> datetime | None:
-    return oldest_allowed(config.select, datetime.now())
+    return oldest_allowed(config.select, clock())
 
 
 def _select(
@@ -285,9 +360,7 @@ def _select(
         on_step("problem" if analysis.problem else "measured")
     order = {f.marker_uid: i for i, f in enumerate(faces)}
     analyses.sort(key=lambda a: order[a.face.marker_uid])
-    selection = choose.choose(
-        analyses, config.select, settings.size, settings.face_ratio, datetime.now()
-    )
+    selection = choose.choose(analyses, config.select, settings.size, settings.face_ratio, clock())
     left = ", ".join(f"{n} {r}" for r, n in sorted(selection.counts().items()) if r != "chosen")
     log.info("%s: %d faces -> %d chosen%s", person.name, len(faces), len(selection.chosen),
              f" ({left})" if left else "")  # fmt: skip
@@ -304,7 +377,7 @@ def _write_selection(out: Path, person: Person, selection: Selection) -> dict[st
     from faceset.report.sheet import write_sheet
 
     out.mkdir(parents=True, exist_ok=True)
-    now = datetime.now()
+    now = clock()
     lines = [json.dumps(decision_record(d), ensure_ascii=False) for d in selection.decisions]
     tmp = out / ".selection.jsonl.tmp"
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -359,16 +432,33 @@ def _crop_faces(
     records: dict[str, dict[str, Any]] = {}  # marker uid -> record of the new manifest
     in_flight: dict[str, str] = {}  # marker uid -> work key of a face being cropped
 
+    seen: set[str] = set()
+    noted = _Noted()
+    crashed_before, crashed_now = _read_crashed(out), set[str]()
+
     def jobs() -> Iterator[CropJob]:
         for face in faces:
             summary.found += 1
+            if face.marker_uid in seen:
+                # A broken index lists a marker twice: the first one is the face's.
+                twice = Outcome(face, Status.FAILED, reason=Reason.ERROR,
+                                detail=f"the library lists marker {face.marker_uid} twice")  # fmt: skip
+                summary.add(twice)
+                problems.append(problem(twice))
+                on_outcome(twice)
+                continue
+            seen.add(face.marker_uid)
             split = split_of.get(face.marker_uid, manifest.TRAIN)
             key = manifest.work_key(face, settings, split)
             if oldest and face.taken_at and face.taken_at < oldest:
                 detail = f"taken {face.taken_at:%Y-%m-%d}, before {oldest:%Y-%m-%d}"
                 finish(Outcome(face, Status.SKIPPED, reason=Reason.TOO_OLD, detail=detail), key)
                 continue
-            image = manifest.image_name(face, split)
+            try:
+                image = manifest.image_name(face, split)
+            except UnsafePath as e:
+                finish(Outcome(face, Status.SKIPPED, reason=Reason.UNSAFE_PATH, detail=str(e)), key)
+                continue
             old = previous.get(face.marker_uid)
             if old and old.get("key") == key and old.get("image") in present:
                 # The old record is replaced by the new one: one copy in memory, not two.
@@ -380,9 +470,14 @@ def _crop_faces(
                 )  # fmt: skip
                 finish(kept, key, manifest.kept_record(old, face, key, split))
                 continue
+            if key in crashed_before:
+                detail = ("crashed its worker in an earlier run, so it is passed by; delete"
+                          f" {CRASHED_FILE} in the output folder to try it again")  # fmt: skip
+                finish(Outcome(face, Status.FAILED, reason=Reason.CRASHED, detail=detail), key)
+                continue
             try:
                 path = _locate(source, face, resolver)
-            except UnsafePath as e:
+            except (UnsafePath, ValueError) as e:  # ValueError: a NUL byte in the file name
                 finish(Outcome(face, Status.SKIPPED, reason=Reason.UNSAFE_PATH, detail=str(e)), key)
                 continue
             except KeyError as e:
@@ -395,6 +490,8 @@ def _crop_faces(
     def finish(outcome: Outcome, key: str, kept: dict[str, Any] | None = None) -> None:
         """Count and record ``outcome``; ``kept`` is the record of an image kept as it was."""
         summary.add(outcome)
+        if outcome.reason is Reason.CRASHED:
+            crashed_now.add(key)
         uid = outcome.face.marker_uid
         if kept is not None:
             records[uid] = kept
@@ -406,9 +503,13 @@ def _crop_faces(
         else:
             records.pop(uid, None)
             problems.append(problem(outcome))
-            log.warning("%s (%s): %s", outcome.face.file_name, outcome.reason, outcome.detail)
+            # One line per face only with -v: 100,000 missing files would flood the terminal
+            # (and Rich spent most of such a run printing them); the summary follows the run.
+            log.debug("%s (%s): %s", outcome.face.file_name, outcome.reason, outcome.detail)
+            noted.add(str(outcome.reason), outcome.face.file_name)
         for warning in outcome.warnings:
-            log.warning("%s: %s", outcome.face.file_name, warning)
+            log.debug("%s: %s", outcome.face.file_name, warning)
+            noted.add(_DIGITS.sub("N", warning), outcome.face.file_name)
         on_outcome(outcome)
 
     workers = config.export.worker_count()
@@ -418,6 +519,8 @@ def _crop_faces(
     except BaseException:
         journal.close()  # keep the journal: the next run picks up from it
         raise
+    _write_crashed(out, crashed_now)
+    noted.log(out)
     ordered = sorted(records.values(), key=lambda r: str(r["image"]))
     journal.finish(iter(ordered))
     summary.removed = _remove_stale_images(out, previous, {str(r["image"]) for r in ordered})

@@ -175,3 +175,52 @@ def test_without_the_face_model_eval_names_the_extra_to_install(
 
     with pytest.raises(FaceModelMissing, match=re.escape("pip install 'faceset[identity]'")):
         evaluate(export, write_model(tmp_path / "model"), SETTINGS, renderer=StandIn({}))
+
+
+@needs_face_model
+@pytest.mark.parametrize("family", ["flux2-klein", "zimage", "qwen-image", "flux1"])
+def test_eval_draws_every_checkpoint_of_a_transformer_family_with_its_own_settings(
+    family: str, tmp_path: Path, photos: dict[str, list[Image.Image]]
+) -> None:
+    """A real run: a tiny pipeline of the family, two checkpoints trained by faceset train,
+    eval drawing each with the family's guidance and scheduler (the tiny model draws no face:
+    the report says so, it does not fail)."""
+    import dit_models
+    from faceset.train import TrainConfig, families, train
+
+    clip = None
+    if family == "flux1":
+        from transformers import CLIPTokenizer
+
+        vocab = tmp_path / "clip"
+        vocab.mkdir()
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(
+            "train_fixtures", Path(__file__).parent.parent / "train" / "conftest.py"
+        )
+        assert spec is not None
+        assert spec.loader is not None
+        fixtures = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(fixtures)
+        fixtures._clip_vocabulary(vocab)
+        clip = CLIPTokenizer(str(vocab / "vocab.json"), str(vocab / "merges.txt"),
+                             pad_token="<|endoftext|>", model_max_length=77)  # fmt: skip
+    base = dit_models.build(family, tmp_path / "base", clip)
+    export = write_export(tmp_path / "jane", photos)
+    concept = export / "img" / "1_ohwx woman"
+    concept.mkdir(parents=True)
+    for i, image in enumerate(photos["train"][:2]):
+        image.resize((64, 64)).save(concept / f"{i}.png")
+        (concept / f"{i}.txt").write_text("ohwx woman\n")
+    train(TrainConfig(dataset=export, base=str(base), out=export / "model", steps=2, rank=4,
+                      resolution=64, save_every=1, sample_every=0))  # fmt: skip
+
+    result = evaluate(export, export / "model", SETTINGS)
+
+    doc = json.loads(result.json.read_text())
+    assert [row["label"] for row in doc["checkpoints"]] == ["base model", "step 1", "step 2"]
+    assert doc["family"] == family
+    drawn = (doc["settings"]["guidance"], doc["settings"]["sampler"], doc["settings"]["size"])
+    assert drawn == (families.info(family).guidance, "model", 64)
+    assert all(len(row["images"]) == 4 for row in doc["checkpoints"])

@@ -178,7 +178,7 @@ def test_sample_prompts_use_kohya_syntax_at_the_image_size(faces: FaceFolder) ->
 
 
 def test_flux_sample_prompts_use_guidance_not_negative_prompts(faces: FaceFolder) -> None:
-    result = layouts(faces, faces.make(1, size=1024), for_model="flux")
+    result = layouts(faces, faces.make(1, size=1024), for_model="flux1")
 
     assert result.sample_prompts is not None
     text = result.sample_prompts.read_text()

@@ -13,7 +13,9 @@ from faceset.export.presets import preset
 from faceset.export.settings_file import write_settings
 
 
-@pytest.mark.parametrize(("name", "size"), [("sd15", 512), ("sdxl", 1024), ("flux", 1024)])
+@pytest.mark.parametrize(
+    ("name", "size"), [("sd15", 512), ("sdxl", 1024), ("flux1", 1024), ("flux2-klein", 1024)]
+)
 def test_preset_sets_size_and_model(name: str, size: int) -> None:
     settings = preset(name)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
 import toml
+import yaml
 from typer.testing import CliRunner
 
 from faceset.cli import app
@@ -97,7 +99,8 @@ def test_rerun_with_nothing_new_touches_no_layout_file(sqlite_db: Database, tmp_
     stamps = {
         p: p.stat().st_mtime_ns
         for p in out.rglob("*")
-        if p.is_file() and p.name not in ("report.json", "manifest.jsonl")
+        # report.json, the manifest and the lock (which run holds the folder) are per run
+        if p.is_file() and p.name not in ("report.json", "manifest.jsonl", ".faceset.lock")
     }
 
     again = CliRunner().invoke(app, [*args, "--json"])
@@ -106,6 +109,36 @@ def test_rerun_with_nothing_new_touches_no_layout_file(sqlite_db: Database, tmp_
     assert json.loads(again.stdout.splitlines()[-1])["kept"] == 3
     touched = [p for p, t in stamps.items() if p.stat().st_mtime_ns != t]
     assert touched == [out / "faceset.toml"] or touched == []
+
+
+def test_export_for_a_transformer_writes_trainer_configs_over_its_folders(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    lib = make_library(sqlite_db.engine, tmp_path / "lib")
+    jane = lib.person("Jane Doe")
+    for i in range(2):
+        lib.photo_file(f"{i}.jpg", jane)
+    out = tmp_path / "out"
+
+    result = CliRunner().invoke(app, [
+        "export", "--db", sqlite_db.url, "--originals", str(lib.originals), "-p", "Jane Doe",
+        "--out", str(out), "--for", "zimage", "--trigger", "zqxv", "--size", "256",
+    ])  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    (process,) = yaml.safe_load((out / "aitoolkit.yaml").read_text())["config"]["process"]
+    (dataset,) = process["datasets"]
+    folder = Path(dataset["folder_path"])
+    assert folder == next((out / "img").iterdir()).resolve()
+    assert len(list(folder.glob("*.jpg"))) == 2
+    assert all(c.read_text().startswith("zqxv person") for c in folder.glob("*.txt"))
+    assert len(list(Path(dataset["mask_path"]).glob("*.png"))) == 2
+    assert dataset["resolution"] == [256]  # --size wins over the preset's 1024
+    assert process["trigger_word"] == "zqxv"
+    assert process["model"]["arch"] == "zimage"
+    musubi = tomllib.loads((out / "musubi_dataset.toml").read_text())
+    assert Path(musubi["datasets"][0]["image_directory"]) == folder
+    assert "python run.py" in (out / "TRAINING.md").read_text()
 
 
 def test_its_toml_reproduces_the_set_from_any_folder_without_the_person(

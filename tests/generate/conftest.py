@@ -30,6 +30,7 @@ sd15_base = _train.sd15_base
 sdxl_base = _train.sdxl_base
 tiny_sd15 = _train.tiny_sd15
 tiny_sdxl = _train.tiny_sdxl
+dit_bases = _train.dit_bases
 
 SUBJECT = "ohwx man"
 WriteLora = Callable[..., Path]

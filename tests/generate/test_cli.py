@@ -183,5 +183,46 @@ def test_run_goes_from_a_library_to_headshots_with_an_identity_report(
     assert shot["lora"]["path"] == str(out / "model" / "eileen.safetensors")  # no pick: final
     assert "eval.html:" in stdout
     assert "headshots with eileen.safetensors" in stdout
+    # Ranked against the export's real photos, found through training_config.json's dataset;
+    # a tiny model draws no face, so none is kept, each with its reason, on the page.
+    assert f"0 kept, most like the person first: {out / 'headshots' / 'best'}" in stdout
+    assert f"page: {out / 'headshots' / 'headshots.html'}" in stdout
+    page = (out / "headshots" / "headshots.html").read_text()
+    assert "held-out photos" in page
+    assert shot["verdict"] == {"kept": False, "rank": None, "reason": "no_face"}
     with Image.open(out / "headshots" / "linkedin-001-seed0.png") as image:
         assert image.size == (64, 64)
+
+
+@pytest.mark.skipif(not face_model.available(), reason="faceset[identity] is not installed")
+def test_run_without_for_trains_and_draws_a_transformer_family(
+    sqlite_db: Database, dit_bases, tmp_path: Path
+) -> None:
+    """faceset run with a FLUX.2 klein base and no --for: the family comes from the model, the
+    export writes its ai-toolkit job, the LoRA is a transformer LoRA, eval and headshots draw."""
+    originals = library_of_one_person(sqlite_db, tmp_path / "library")
+    settings = tmp_path / "faceset.toml"
+    settings.write_text(
+        "[select]\nface_model = 'off'\nduplicate_distance = 0\n[crop]\nsize = 128\n"
+        "[eval]\nprompts = ['photo of {subject}']\nseeds = [1]\nsteps = 2\n"
+        "[headshots]\ncount = 1\nsteps = 2\n"
+    )
+    out = tmp_path / "eileen"
+
+    code, _, err = invoke(
+        "run", "--person", "Eileen Collins", "--base", str(dit_bases("flux2-klein")),
+        "--db", sqlite_db.url, "--originals", str(originals), "--out", str(out),
+        "--config", str(settings), "--best", "3", "--class", "woman",
+        "--steps", "2", "--save-every", "1", "--resolution", "64",
+    )  # fmt: skip
+
+    assert code == 0, err
+    saved = json.loads((out / "model" / "training_config.json").read_text())
+    assert saved["family"] == "flux2-klein"
+    assert (out / "aitoolkit.yaml").is_file()
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model" / "eileen.safetensors"), "pt") as f:
+        assert all(k.startswith("transformer.") for k in f.keys())
+    assert json.loads((out / "eval" / "eval.json").read_text())["family"] == "flux2-klein"
+    assert list((out / "headshots").glob("*.png"))

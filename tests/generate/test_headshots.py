@@ -36,7 +36,7 @@ def test_headshots_write_images_records_and_a_contact_sheet(
 
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
-        "contact_sheet.png", "images.jsonl",
+        "best", "contact_sheet.png", "headshots.html", "images.jsonl",
         "linkedin-001-seed7.json", "linkedin-001-seed7.png",
         "linkedin-002-seed8.json", "linkedin-002-seed8.png",
         "linkedin-003-seed9.json", "linkedin-003-seed9.png",

@@ -37,6 +37,17 @@ def test_faceset_metadata_gives_trigger_class_family_size_and_step(tmp_path: Pat
     assert len(lora.sha256) == 64
 
 
+def test_a_transformer_lora_says_its_family_by_its_architecture(tmp_path: Path) -> None:
+    meta = {"modelspec.architecture": "flux-2-klein/lora", "modelspec.trigger_phrase": "ohwx man",
+            "modelspec.resolution": "1024x1024"}  # fmt: skip
+
+    lora = read_lora(
+        kohya_file(tmp_path / "k.safetensors", meta, key="transformer.x.to_q.lora_A.weight")
+    )
+
+    assert (lora.subject, lora.family, lora.resolution) == ("ohwx man", "flux2-klein", 1024)
+
+
 def test_an_sd_scripts_lora_names_its_subject_by_image_folder(tmp_path: Path) -> None:
     meta = {
         "ss_dataset_dirs": json.dumps({"10_sks person": {"n_repeats": 10, "img_count": 20}}),
@@ -48,11 +59,13 @@ def test_an_sd_scripts_lora_names_its_subject_by_image_folder(tmp_path: Path) ->
     assert (lora.subject, lora.family, lora.resolution) == ("sks person", "sd15", None)
 
 
-def test_files_that_are_not_kohya_loras_are_refused_in_one_line(tmp_path: Path) -> None:
+def test_files_that_are_not_loras_faceset_draws_with_are_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
     diffusers_format = kohya_file(tmp_path / "d.safetensors", {}, key="unet.down.lora_A.weight")
     (tmp_path / "text.safetensors").write_text("hello")
 
-    with pytest.raises(LoraError, match="is not a kohya LoRA"):
+    with pytest.raises(LoraError, match="is not a LoRA faceset can draw with"):
         read_lora(diffusers_format)
     with pytest.raises(LoraError, match="is not a safetensors file"):
         read_lora(tmp_path / "text.safetensors")

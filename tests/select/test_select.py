@@ -22,7 +22,14 @@ from factories import Database, LibraryFixture, make_library
 
 SIZE = (1600, 1200)
 FACE = (600, 300, 1000, 700)
-NOW = datetime.now()
+NOW = datetime(2026, 6, 15, 12, 0)
+"""The runs' "now": fixed, so no test depends on the time of day (a day's photos taken
+``i / 24`` days apart straddled midnight when the suite ran shortly after it)."""
+
+
+@pytest.fixture(autouse=True)
+def _fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "clock", lambda: NOW)
 
 
 def embedding(

@@ -285,3 +285,22 @@ def make_dataset(tmp_path: Path) -> MakeDataset:
         return root
 
     return make
+
+
+@pytest.fixture(scope="session")
+def dit_bases(
+    tmp_path_factory: pytest.TempPathFactory, clip_tokenizer: Any
+) -> Callable[[str], Path]:
+    """Return a function giving the folder of a tiny pipeline of a transformer family, built on
+    first use (tests/dit_models.py)."""
+    import dit_models
+
+    built: dict[str, Path] = {}
+
+    def base(family: str) -> Path:
+        if family not in built:
+            out = tmp_path_factory.mktemp(f"{family}-base")
+            built[family] = dit_models.build(family, out, clip_tokenizer)
+        return built[family]
+
+    return base

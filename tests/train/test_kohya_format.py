@@ -21,6 +21,7 @@ from peft.utils import get_peft_model_state_dict  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 
 from faceset.train import kohya_format  # noqa: E402
+from faceset.train.adapters import add_lora  # noqa: E402
 from faceset.train.loop import TEXT_ENCODER_TARGETS, UNET_TARGETS  # noqa: E402
 
 PROMPT = "ohwx man, studio lighting"
@@ -32,7 +33,7 @@ def with_random_lora(pipe: Any, names: tuple[str, ...], rank: int, alpha: float)
     for name in names:
         targets = UNET_TARGETS if name == "unet" else TEXT_ENCODER_TARGETS
         config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets)
-        getattr(pipe, name).add_adapter(config)
+        add_lora(getattr(pipe, name), config)
         for key, param in getattr(pipe, name).named_parameters():
             if "lora_B" in key:
                 torch.nn.init.normal_(param, std=0.5)

@@ -19,6 +19,7 @@ from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from faceset.train import TrainConfig, checkpoints, train  # noqa: E402
+from faceset.train.adapters import add_lora, load_lora_file  # noqa: E402
 from faceset.train.base_model import load_base  # noqa: E402
 from faceset.train.cache import Cache, build_cache  # noqa: E402
 from faceset.train.dataset import read_dataset  # noqa: E402
@@ -67,7 +68,7 @@ def in_memory(base: Path, family: str, checkpoint: Path, rank: int, alpha: float
     for name, state in checkpoints.load(checkpoint).lora.items():
         targets = UNET_TARGETS if name == "unet" else TEXT_ENCODER_TARGETS
         module = getattr(pipe, name)
-        module.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets))
+        add_lora(module, LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets))
         set_peft_model_state_dict(module, state)
     return pipe
 
@@ -97,6 +98,11 @@ def test_trained_files_reload_to_the_in_memory_adapter(
         pipe = PIPELINES[family].from_pretrained(base)
         pipe.load_lora_weights(str(lora))
         assert abs(render(pipe) - expected).max() < 1e-5, lora.name
+        # faceset's own loader (headshots, eval) puts the text encoders' part on with peft
+        # directly and must draw the same image as diffusers' loader.
+        pipe = PIPELINES[family].from_pretrained(base)
+        load_lora_file(pipe, lora, "faceset")
+        assert abs(render(pipe) - expected).max() < 1e-5, f"load_lora_file {lora.name}"
 
 
 def test_kohya_file_keys_and_metadata(sd15_base: Path, make_dataset, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import signal
 from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -18,14 +19,17 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from faceset import __version__
 from faceset.errors import FacesetError
+from faceset.redaction import RedactingFilter, redact_text
 
 # The option panels of long commands (export has over 40 options), by parameter name.
 PANELS = {
     "Selection": ("person", "best", "since", "years", "confirmed_only", "include_archived",
                   "face_model", "explain"),
-    "Framing": ("size", "face_ratio", "tight", "pad", "upscale", "allow_changed"),
+    "Framing": ("size", "face_ratio", "tight", "pad", "upscale", "allow_changed", "allow_damaged"),
     "Trainer layouts": ("layout", "for_model", "trigger", "class_word", "repeats",
                         "caption_template", "masks", "mask_floor"),
+    "Training and headshots": ("base", "family", "steps", "vram", "save_every", "resolution",
+                               "preset", "count", "keep", "no_eval", "resume"),
     "Library": ("source", "db", "originals", "storage", "sidecar", "db_password_file", "url",
                 "token_file", "ca_file", "cache", "server_path", "env_file", "config_file"),
     "Output": ("out", "workers", "json_lines", "verbose", "quiet", "help"),
@@ -106,15 +110,29 @@ Quiet = Annotated[
 JsonLines = Annotated[bool, typer.Option("--json", help="Print JSON lines on stdout for scripts.")]
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a command; the message says what was done by then."""
+
+
 def command(fn: Callable[P, T]) -> Callable[P, T]:
-    """Register a command whose FacesetError becomes one line on stderr and exit status 1."""
+    """Register a command whose FacesetError becomes one line on stderr and exit status 1, and
+    whose interruption (Ctrl-C, SIGTERM) one line and exit status 130."""
 
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt as e:
+            done = f": {e}" if isinstance(e, Interrupted) and str(e) else ""
+            err_console.print(
+                f"interrupted{done}; run the same command to resume",
+                markup=False, highlight=False, soft_wrap=True,
+            )  # fmt: skip
+            raise typer.Exit(130) from None
         except FacesetError as e:
-            err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+            err_console.print(
+                f"error: {redact_text(str(e))}", markup=False, highlight=False, soft_wrap=True
+            )
             raise typer.Exit(1) from e
 
     app.command(cls=Command)(run)
@@ -125,6 +143,7 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
     """Send log records to stderr through Rich: -v for debug, -q for warnings only."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+    handler.addFilter(RedactingFilter())  # no password or token reaches a terminal or a log file
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
 
 
@@ -144,8 +163,15 @@ def main_options(
 
 
 def main() -> None:
+    # SIGTERM (systemd, docker stop, kill) stops a run as cleanly as Ctrl-C: finished images
+    # stay, the journal is kept, workers and their server exit with it.
+    signal.signal(signal.SIGTERM, _terminate)
     app(prog_name="faceset")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 # Registration happens on import; these come last because they use ``command`` above.
-from faceset.cli import generate, library, train  # noqa: E402, F401
+from faceset.cli import doctor, generate, library, models, train  # noqa: E402, F401

@@ -35,14 +35,12 @@ from faceset.cli.library import (
     _remote,
     run_export,
 )
-from faceset.cli.train import _local, _quiet_libraries
+from faceset.cli.train import Family, Vram, _local, _quiet_libraries
 from faceset.cli.train import _progress as train_progress
 from faceset.errors import ConfigError
 
-
-class Family(StrEnum):
-    sd15 = "sd15"
-    sdxl = "sdxl"
+RUN_KEEP = 6
+"""Headshots faceset run keeps unless told (``--keep``, ``[headshots] best``)."""
 
 
 class SamplerName(StrEnum):
@@ -68,8 +66,14 @@ Base = Annotated[
         "--base",
     ),
 ]
-ForFamily = Annotated[
-    Family | None, _opt("What the base model is: sd15 or sdxl (default: the LoRA's).", "--for")
+ForFamily = Annotated[Family | None, _opt("What the base model is (default: the LoRA's).", "--for")]
+VramOption = Annotated[
+    Vram | None,
+    _opt(
+        "GPU GiB (8, 12, 16, 24, 48, auto) to draw a transformer family within (default: the"
+        " LoRA's training budget).",
+        "--vram",
+    ),
 ]
 Subject = Annotated[
     str | None,
@@ -88,7 +92,7 @@ def _settings(config_file: Path | None, name: str, flags: Mapping[str, Any]) -> 
 def _require_torch_stack(verbose: bool, command: str) -> None:
     from faceset.train import require_extra
 
-    require_extra(command)
+    require_extra(f"faceset {command}")
     _quiet_libraries(verbose)
 
 
@@ -141,11 +145,12 @@ def headshots(
     ] = None,
     steps: Annotated[int | None, _opt("Denoising steps (default: 30).", "--steps")] = None,
     guidance: Annotated[
-        float | None, _opt("Guidance scale (default: 7 for sd15, 6 for sdxl).", "--guidance")
+        float | None, _opt("Guidance scale (default: the family's own).", "--guidance")
     ] = None,
     lora_weight: Annotated[
         float | None, _opt("LoRA strength (default: 1.0).", "--lora-weight")
     ] = None,
+    vram: VramOption = None,
     sampler: Annotated[
         SamplerName | None, _opt("Sampler (default: dpmpp_2m_karras).", "--sampler")
     ] = None,
@@ -158,20 +163,67 @@ def headshots(
     negative: Annotated[
         str | None, _opt("Negative prompt (default: the preset's).", "--negative")
     ] = None,
+    detail: Annotated[
+        bool | None,
+        _opt(
+            "Redraw each face at the model's native resolution (default: on; needs"
+            " faceset[identity]).",
+            "--detail/--no-detail",
+        ),
+    ] = None,
+    upscale: Annotated[
+        float | None,
+        _opt(
+            "Enlarge the kept headshots this many times, to at least 2048 px, with the base"
+            " model (default: no upscale).",
+            "--upscale",
+        ),
+    ] = None,
+    best: Annotated[
+        int | None,
+        _opt(
+            "Keep the N most like the person's real photos (default: all that show them).",
+            "--best",
+        ),
+    ] = None,
+    photos: Annotated[
+        Path | None,
+        _opt(
+            "The export folder with the person's real photos (faces/, holdout/) to rank by"
+            " (default: the LoRA's training dataset).",
+            "--photos",
+        ),
+    ] = None,
     subject: Subject = None,
+    text_encoder: Annotated[
+        list[Path] | None,
+        _opt(
+            "For a --base that is one diffusion-model file: its text encoder file or folder, or a"
+            " folder with its tokenizer; repeat for more (default: as trained, or found beside it).",
+            "--text-encoder",
+        ),
+    ] = None,
+    vae: Annotated[
+        Path | None,
+        _opt(
+            "For a --base that is one diffusion-model file: its VAE (default: as trained).", "--vae"
+        ),
+    ] = None,
     config_file: ConfigFile = None,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Draw professional headshots of the person with their LoRA; each image with its record.
+    """Draw professional headshots of the person with their LoRA, face-detailed and ranked by
+    likeness to their real photos; each image with its record, and headshots.html.
 
-    Example: faceset headshots --lora jane/model/jane.safetensors --preset studio -n 8
+    Example: faceset headshots --lora jane/model/jane.safetensors --preset linkedin -n 24 --best 6 --upscale 2
     """
     setup_logging(verbose, quiet)
     flags = {
         "preset": preset, "count": count, "seed": seed, "steps": steps, "guidance": guidance,
         "lora_weight": lora_weight, "sampler": sampler.value if sampler else None,
         "width": width, "height": height, "negative": negative,
+        "vram": vram.value if vram else None, "detail": detail, "upscale": upscale, "best": best,
     }  # fmt: skip
     settings = _settings(config_file, "headshots", flags).headshots
     # Before torch loads (20-40 s): a wrong path is answered at once, and no --out is made.
@@ -189,13 +241,31 @@ def headshots(
             family=family.value if family else None,
             subject=subject,
             out=out,
+            photos=photos,
+            text_encoder=[p.expanduser().resolve() for p in text_encoder or ()],
+            vae=vae.expanduser().resolve() if vae else None,
             on_image=lambda d: advance("", d.done, d.total),
         )
     if not quiet:
         _print(
-            f"{len(result.images)} {result.preset} headshots: {result.out}\n"
-            f"contact sheet: {result.sheet}\nrecords: {result.out / 'images.jsonl'}"
+            f"{len(result.images)} {result.preset} headshots drawn: {result.out}\n"
+            f"{_kept(result)}\ncontact sheet: {result.sheet}\n"
+            f"records: {result.out / 'images.jsonl'}"
         )
+
+
+def _kept(result: Any) -> str:
+    """Return where the kept headshots and the page are, and how many were set aside."""
+    folder = result.best[0].parent if result.best else result.out / "best"
+    reasons: dict[str, int] = {}
+    for reason in result.rejected.values():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    aside = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+    return (
+        f"{len(result.best)} kept, most like the person first: {folder}"
+        + (f" (not kept: {aside})" if aside else "")
+        + f"\npage: {result.page}"
+    )
 
 
 @command
@@ -231,6 +301,7 @@ def eval(  # named for the command; shadows the builtin only in this module
         list[str] | None,
         _opt("A prompt with {subject}; repeat for more (default: six headshots).", "--prompt"),
     ] = None,
+    vram: VramOption = None,
     config_file: ConfigFile = None,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -244,6 +315,7 @@ def eval(  # named for the command; shadows the builtin only in this module
         "steps": steps,
         "seeds": tuple(seed) if seed else None,
         "prompts": tuple(prompt) if prompt else None,
+        "vram": vram.value if vram else None,
     }
     settings = _settings(config_file, "eval", flags).eval
     from faceset.evaluate import require
@@ -299,11 +371,18 @@ def run(
             "--base", help="Base model: a diffusers folder, a .safetensors file or a model id."
         ),
     ],
-    family: Annotated[Family, typer.Option("--for", help="What the base model is: sd15 or sdxl.")],
     out: Annotated[
         Path,
         typer.Option("--out", "-o", help="Folder for the dataset, model/, eval/ and headshots/."),
     ],
+    family: Annotated[
+        Family | None,
+        typer.Option(
+            "--for",
+            help="What the base model is (default: read from the model's files).",
+            show_default=False,
+        ),
+    ] = None,
     best: Annotated[int, typer.Option("--best", help="Faces to train on.")] = 30,
     trigger: Annotated[
         str | None, _opt("Rare token naming the person (default: ohwx).", "--trigger")
@@ -311,7 +390,13 @@ def run(
     class_word: Annotated[
         str | None, _opt("Class word: person, man, woman (default: person).", "--class")
     ] = None,
-    steps: Annotated[int | None, _opt("Training steps (default: 1500).", "--steps")] = None,
+    steps: Annotated[
+        int | None, _opt("Training steps (default: the family's, 1500-2000).", "--steps")
+    ] = None,
+    vram: Annotated[
+        Vram | None,
+        _opt("GPU GiB (8, 12, 16, 24, 48, auto) to train and draw within.", "--vram"),
+    ] = None,
     save_every: Annotated[
         int | None, _opt("Checkpoint every N steps, each evaluated (default: 250).", "--save-every")
     ] = None,
@@ -321,6 +406,14 @@ def run(
     ] = None,
     preset: Annotated[str | None, _opt("Headshot preset (default: linkedin).", "--preset")] = None,
     count: Annotated[int | None, _opt("Headshots to draw (default: 16).", "-n", "--count")] = None,
+    keep: Annotated[
+        int | None,
+        _opt("Headshots to keep, the most like the person (default: 6).", "--keep"),
+    ] = None,
+    upscale: Annotated[
+        float | None,
+        _opt("Enlarge the kept headshots, to at least 2048 px (default: no).", "--upscale"),
+    ] = None,
     no_eval: Annotated[
         bool,
         typer.Option(
@@ -353,8 +446,14 @@ def run(
     Example: faceset run --person "Jane Doe" --base stable-diffusion-v1-5/stable-diffusion-v1-5 --for sd15 --db sqlite:///storage/index.db --originals originals --out jane
     """
     setup_logging(verbose, quiet)
-    chosen = _settings(config_file, "headshots", {"preset": preset, "count": count})
+    chosen = _settings(
+        config_file,
+        "headshots",
+        {"preset": preset, "count": count, "best": keep, "upscale": upscale},
+    )
     shots, evaluation = chosen.headshots, chosen.eval
+    if shots.best is None and not no_eval:
+        shots = shots.model_copy(update={"best": min(RUN_KEEP, shots.count)})
     if not no_eval:
         from faceset.evaluate import FaceModelMissing, require
 
@@ -366,7 +465,10 @@ def run(
     _require_torch_stack(verbose, "run")
     from faceset.train import config as train_config
     from faceset.train import train
+    from faceset.train.detect import family_for
 
+    # Before the export: a base model of an unknown or other family is one line, at once.
+    family_name: Any = family_for(_local(base) or base, family.value if family else None)
     out = out.resolve()
     cfg = _load(
         config_file,
@@ -378,7 +480,7 @@ def run(
             ),
             "select": {"best": best},
             "export": {
-                "out": out, "for_model": family.value, "trigger": trigger, "class_word": class_word,
+                "out": out, "for_model": family_name, "trigger": trigger, "class_word": class_word,
             },
         },
     )  # fmt: skip
@@ -388,9 +490,12 @@ def run(
             f"no face of {exported.person.name} could be exported; see {exported.report}"
         )
 
-    flags = {"steps": steps, "save_every": save_every, "resolution": resolution}
+    flags = {
+        "steps": steps, "save_every": save_every, "resolution": resolution,
+        "vram": vram.value if vram else None,
+    }  # fmt: skip
     train_cfg = train_config.make(
-        {"dataset": out, "base": _local(base) or base, "family": family.value, "out": out / "model"}
+        {"dataset": out, "base": _local(base) or base, "family": family_name, "out": out / "model"}
         | {k: v for k, v in flags.items() if v is not None}
     )
     with train_progress(enabled=not quiet) as on_step:
@@ -400,7 +505,7 @@ def run(
 
     from faceset.generate.engine import Engine
 
-    engine = Engine(train_cfg.base, family.value)
+    engine = Engine(train_cfg.base, family_name, vram=train_cfg.vram)
     lora = trained.lora
     if not no_eval:
         from faceset.evaluate import evaluate
@@ -419,10 +524,11 @@ def run(
 
     with _bar(not quiet, "drawing") as advance:
         shot = draw(
-            lora, shots, base=train_cfg.base, family=family.value, out=out / "headshots",
+            lora, shots, base=train_cfg.base, family=family_name, out=out / "headshots",
             engine=engine, on_image=lambda d: advance("", d.done, d.total),
         )  # fmt: skip
     if not quiet:
         _print(
-            f"{len(shot.images)} headshots with {lora.name}: {shot.out}\ncontact sheet: {shot.sheet}"
+            f"{len(shot.images)} headshots with {lora.name}: {shot.out}\n{_kept(shot)}\n"
+            f"contact sheet: {shot.sheet}"
         )

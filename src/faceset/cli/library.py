@@ -16,7 +16,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from faceset import config, pipeline
-from faceset.cli import JsonLines, Quiet, Verbose, command, err_console, out_console, setup_logging
+from faceset.cli import (
+    Interrupted,
+    JsonLines,
+    Quiet,
+    Verbose,
+    command,
+    err_console,
+    out_console,
+    setup_logging,
+)
 from faceset.errors import ConfigError
 from faceset.model import Outcome, Status
 
@@ -461,6 +470,14 @@ def export(
             "--allow-changed", help="Crop files changed since indexing.", show_default=False
         ),
     ] = None,
+    allow_damaged: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-damaged",
+            help="Crop JPEGs libjpeg reports corrupt (the manifest warns) instead of skipping them.",
+            show_default=False,
+        ),
+    ] = None,
     face_model: FaceModel = None,
     layout: Annotated[
         str | None,
@@ -474,7 +491,7 @@ def export(
         str | None,
         typer.Option(
             "--for",
-            help="Model the set is for: sd15 (512 px), sdxl or flux (1024 px); sets --size and layout defaults.",
+            help="Model the set is for: sd15 (512 px), sdxl, flux2-klein, zimage, zimage-turbo, qwen-image or flux1 (1024 px); sets --size and layout defaults.",
             show_default=False,
         ),
     ] = None,
@@ -559,6 +576,7 @@ def export(
             "pad": pad,
             "upscale": upscale,
             "allow_changed": allow_changed,
+            "allow_damaged": allow_damaged,
         },
         "export": {
             "out": out, "workers": workers, "layout": layout, "for_model": for_model, "trigger": trigger,
@@ -574,16 +592,23 @@ def run_export(
     cfg: config.Config, person: str | None, *, json_lines: bool = False, quiet: bool = False
 ) -> pipeline.ExportResult:
     """Run an export with progress on stderr and the result on stdout."""
+    written = 0
     with _progress(enabled=not quiet and not json_lines) as (on_start, advance):
 
         def on_outcome(outcome: Outcome) -> None:
+            nonlocal written
+            written += outcome.status is Status.WRITTEN
             advance(outcome)
             if json_lines:
                 print(json.dumps(_outcome_json(outcome), ensure_ascii=False), flush=True)
 
-        result = pipeline.export(
-            cfg, person, on_start=on_start, on_outcome=on_outcome, on_step=lambda _: advance(None)
-        )
+        try:
+            result = pipeline.export(
+                cfg, person, on_start=on_start, on_outcome=on_outcome,
+                on_step=lambda _: advance(None),
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            raise Interrupted(f"{written} images written") from None
     s = result.summary
     if json_lines:
         summary = {"event": "summary", "out": str(result.out), "found": s.found, "written": s.written,

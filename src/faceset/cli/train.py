@@ -31,6 +31,37 @@ from faceset.train.report import OnStep, Step
 class Family(StrEnum):
     sd15 = "sd15"
     sdxl = "sdxl"
+    flux2_klein = "flux2-klein"
+    zimage = "zimage"
+    zimage_turbo = "zimage-turbo"
+    qwen_image = "qwen-image"
+    flux1 = "flux1"
+
+
+class Vram(StrEnum):
+    auto = "auto"
+    gb8 = "8"
+    gb12 = "12"
+    gb16 = "16"
+    gb24 = "24"
+    gb48 = "48"
+
+
+class Quantize(StrEnum):
+    none = "none"
+    fp8 = "fp8"
+    int8 = "int8"
+    nf4 = "nf4"
+
+
+class Offload(StrEnum):
+    none = "none"
+    block = "block"
+
+
+class Network(StrEnum):
+    lora = "lora"
+    lokr = "lokr"
 
 
 class Precision(StrEnum):
@@ -65,19 +96,51 @@ def train(
         str | None,
         _opt("Base model: a diffusers folder, a .safetensors checkpoint, or a model id.", "--base"),
     ] = None,
-    family: Annotated[Family | None, _opt("What the base model is: sd15 or sdxl.", "--for")] = None,
+    family: Annotated[
+        Family | None,
+        _opt("What the base model is (default: read from the model's files).", "--for"),
+    ] = None,
+    text_encoder: Annotated[
+        list[Path] | None,
+        _opt(
+            "For a --base that is one diffusion-model file: its text encoder file or folder, or a"
+            " folder with its tokenizer; repeat for more (default: found beside it).",
+            "--text-encoder",
+        ),
+    ] = None,
+    vae: Annotated[
+        Path | None,
+        _opt(
+            "For a --base that is one diffusion-model file: its VAE (default: found beside it).",
+            "--vae",
+        ),
+    ] = None,
+    adapter: Annotated[
+        Path | None,
+        _opt("Z-Image Turbo's training adapter (.safetensors), merged for training.", "--adapter"),
+    ] = None,
+    network: Annotated[
+        Network | None, _opt("lora, or lokr for klein and Z-Image (default: lora).", "--network")
+    ] = None,
     out: Annotated[
         Path | None, _opt("Output folder (default: DATASET/model).", "--out", "-o")
     ] = None,
     name: Annotated[
         str | None, _opt("LoRA file name (default: the dataset folder's name).", "--name")
     ] = None,
-    steps: Annotated[int | None, _opt("Optimiser steps (default: 1500).", "--steps")] = None,
-    rank: Annotated[int | None, _opt("LoRA rank (default: 16).", "--rank")] = None,
-    alpha: Annotated[
-        float | None, _opt("LoRA alpha; weights scale by alpha/rank (default: 16).", "--alpha")
+    steps: Annotated[
+        int | None, _opt("Optimiser steps (default: the family's, 1500-2000).", "--steps")
     ] = None,
-    lr: Annotated[float | None, _opt("UNet learning rate (default: 1e-4).", "--lr")] = None,
+    rank: Annotated[
+        int | None, _opt("LoRA rank (default: 16 SD and FLUX.1, 32 the others).", "--rank")
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        _opt("LoRA alpha; weights scale by alpha/rank (default: the rank).", "--alpha"),
+    ] = None,
+    lr: Annotated[
+        float | None, _opt("Learning rate of the UNet/transformer (default: 1e-4).", "--lr")
+    ] = None,
     train_text_encoder: Annotated[
         bool | None,
         _opt("Also train the text encoder(s) (default: off).", "--train-text-encoder"),
@@ -91,7 +154,7 @@ def train(
     resolution: Annotated[
         int | None,
         _opt(
-            "Training side in px (default: dataset.toml's, else 512 sd15 / 1024 sdxl).",
+            "Training side in px (default: dataset.toml's, else 512 sd15 / 1024 the others).",
             "--resolution",
         ),
     ] = None,
@@ -124,6 +187,28 @@ def train(
     optimizer: Annotated[
         Optimizer | None,
         _opt("adamw or adamw8bit (default: 8-bit when bitsandbytes and a GPU).", "--optimizer"),
+    ] = None,
+    vram: Annotated[
+        Vram | None,
+        _opt(
+            "GPU memory to fit in, GiB, or auto (the GPU's free memory); the transformer"
+            " families are quantised and offloaded to fit (default: no budget).",
+            "--vram",
+        ),
+    ] = None,
+    quantize: Annotated[
+        Quantize | None,
+        _opt(
+            "Hold the frozen transformer as none, fp8, int8 or nf4 (default: --vram's plan).",
+            "--quantize",
+        ),
+    ] = None,
+    offload: Annotated[
+        Offload | None,
+        _opt(
+            "block: offload the transformer's blocks to the CPU (default: --vram's plan).",
+            "--offload",
+        ),
     ] = None,
     save_every: Annotated[
         int | None, _opt("Checkpoint every N steps (default: 250).", "--save-every")
@@ -160,13 +245,19 @@ def train(
         raise ConfigError(f"no dataset folder at {dataset}; pass the folder faceset export wrote")
     from faceset.train import require_extra
 
-    require_extra("train")
+    require_extra("faceset train")
     _quiet_libraries(verbose)
     from faceset.train import checkpoints, config, loop
 
     overrides = {
         "base": _local(base),
         "family": family.value if family else None,
+        "text_encoder": tuple(p.expanduser().resolve() for p in text_encoder)
+        if text_encoder
+        else None,
+        "vae": vae.expanduser().resolve() if vae else None,
+        "adapter": adapter.resolve() if adapter else None,
+        "network": network.value if network else None,
         "name": name,
         "steps": steps,
         "rank": rank,
@@ -183,6 +274,9 @@ def train(
         "precision": precision.value if precision else None,
         "gradient_checkpointing": gradient_checkpointing,
         "optimizer": optimizer.value if optimizer else None,
+        "vram": vram.value if vram else None,
+        "quantize": quantize.value if quantize else None,
+        "offload": offload.value if offload else None,
         "save_every": save_every,
         "sample_every": sample_every,
         "sample_prompts": tuple(sample_prompt) if sample_prompt else None,
@@ -194,8 +288,8 @@ def train(
     if resume:
         cfg = checkpoints.resume_config(out_dir, {"dataset": dataset, "out": out_dir, **given})
     else:
-        if base is None or family is None:
-            raise ConfigError("--base and --for are required (or --resume a run in --out)")
+        if base is None:
+            raise ConfigError("--base is required (or --resume a run in --out)")
         cfg = config.make({"dataset": dataset, "out": out_dir, **given})
     with _progress(enabled=not quiet) as on_step:
         result = loop.train(cfg, resume=resume, on_step=on_step)

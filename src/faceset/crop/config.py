@@ -21,6 +21,9 @@ class CropConfig(Section):
     """Enlarge faces too small for the size instead of skipping them."""
     allow_changed: bool = False
     """Crop files whose content changed since PhotoPrism indexed them."""
+    allow_damaged: bool = False
+    """Crop JPEGs whose data libjpeg reports corrupt (with a warning in the manifest) instead
+    of skipping them as corrupt."""
     avoid_others: bool = True
     """Shift or tighten the window so no other person's face centre falls inside it."""
     quality: int = Field(95, ge=50, le=100)
@@ -33,6 +36,7 @@ class CropConfig(Section):
             pad=self.pad,
             upscale=self.upscale,
             allow_changed=self.allow_changed,
+            allow_damaged=self.allow_damaged,
             avoid_others=self.avoid_others,
             quality=self.quality,
         )

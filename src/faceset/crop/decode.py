@@ -69,9 +69,26 @@ class Photo:
     """The file's bytes, for decoders that read them directly."""
 
 
+MAX_PIXELS = 250_000_000
+"""Photos above this many pixels are refused before anything decodes them: a 200 MP phone
+photo passes; a 2.6 MB PNG claiming 30000 x 30000 px (900 MP, 3.5 GiB to decode) does not."""
+
+
+class TooLarge(ValueError):
+    """The photo's header claims more pixels than faceset decodes."""
+
+
 def open_photo(data: bytes) -> Photo:
-    """Return the photo in ``data`` with its stored size and EXIF orientation (1 when none)."""
+    """Return the photo in ``data`` with its stored size and EXIF orientation (1 when none).
+
+    Raises TooLarge, from the header alone, for a photo above :data:`MAX_PIXELS`.
+    """
     image = Image.open(io.BytesIO(data))
+    if image.width * image.height > MAX_PIXELS:
+        raise TooLarge(
+            f"{image.width}x{image.height} px is more than the {MAX_PIXELS // 1_000_000} MP"
+            " faceset decodes"
+        )
     orientation = 1
     # libheif already applies the container's irot/imir while decoding; the EXIF tag that iPhones
     # also write would rotate a second time.
@@ -87,7 +104,14 @@ def open_photo(data: bytes) -> Photo:
     return Photo(image, image.width, image.height, orientation, icc, data)
 
 
-def read_window(photo: Photo, window: Box, size: int, headroom: int = HEADROOM) -> Image.Image:
+DAMAGED = "faceset.damaged"
+"""Key of ``Image.info`` holding how often libjpeg warned of corrupt data, for a crop made with
+``allow_damaged``."""
+
+
+def read_window(
+    photo: Photo, window: Box, size: int, headroom: int = HEADROOM, allow_damaged: bool = False
+) -> Image.Image:
     """Return ``window`` (stored pixels, square) of the photo resized to ``size`` px, RGB, sRGB.
 
     JPEGs decode at the largest DCT scale (1/2, 1/4, 1/8) that still leaves the window at least
@@ -95,8 +119,10 @@ def read_window(photo: Photo, window: Box, size: int, headroom: int = HEADROOM) 
     """
     if _takes_fast_path(photo, window):
         try:
-            pixels = _read_jpeg_window(photo, window, size, headroom)
-            return _to_rgb(_to_srgb(pixels, photo.icc))
+            pixels = _read_jpeg_window(photo, window, size, headroom, allow_damaged)
+            converted = _to_rgb(_to_srgb(pixels, photo.icc))
+            converted.info.update(pixels.info)
+            return converted
         except libjpeg.JpegError:
             pass  # a JPEG the system's libjpeg cannot read: Pillow's may, or will say why not
     image = photo.image
@@ -138,7 +164,9 @@ def _takes_fast_path(photo: Photo, window: Box) -> bool:
     )
 
 
-def _read_jpeg_window(photo: Photo, window: Box, size: int, headroom: int) -> Image.Image:
+def _read_jpeg_window(
+    photo: Photo, window: Box, size: int, headroom: int, allow_damaged: bool = False
+) -> Image.Image:
     """Return ``window`` (stored pixels, inside the photo) of a baseline JPEG at ``size`` px."""
     scale = dct_scale(window.width, size, headroom)
     # libvips resizes a whole image onto the output, so the window must span whole scaled pixels:
@@ -150,7 +178,13 @@ def _read_jpeg_window(photo: Photo, window: Box, size: int, headroom: int) -> Im
     x = _Span.of(window.left / scale, window.width / scale, math.ceil(photo.width / scale))
     y = _Span.of(window.top / scale, window.height / scale, math.ceil(photo.height / scale))
     gray = photo.image.mode == "L"
-    rows, start = libjpeg.read_box(photo.data, (x.lo, y.lo, x.hi, y.hi), scale, gray)
+    damaged = 0
+    try:
+        rows, start = libjpeg.read_box(photo.data, (x.lo, y.lo, x.hi, y.hi), scale, gray)
+    except libjpeg.DamagedData as e:
+        if not allow_damaged:
+            raise
+        rows, start, damaged = e.rows, e.start, e.warnings
     height, width, bands = rows.shape
     # libvips wraps the decoded rows as they are and crops without a copy.
     image = pyvips.Image.new_from_memory(rows.data, width, height, bands, "uchar")
@@ -164,7 +198,10 @@ def _read_jpeg_window(photo: Photo, window: Box, size: int, headroom: int) -> Im
         resized = resized.crop(0, 0, min(size, resized.width), min(size, resized.height))
         resized = resized.embed(0, 0, size, size, extend="copy")
     mode = "L" if bands == 1 else "RGB"
-    return Image.frombytes(mode, (size, size), resized.write_to_memory())
+    result = Image.frombytes(mode, (size, size), resized.write_to_memory())
+    if damaged:
+        result.info[DAMAGED] = damaged
+    return result
 
 
 @dataclass(frozen=True, slots=True)

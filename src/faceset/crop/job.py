@@ -25,6 +25,9 @@ class CropSettings:
     avoid_others: bool = True
     """Shift or tighten the window so no other person's face centre is in it."""
     quality: int = 95
+    allow_damaged: bool = False
+    """Crop JPEGs whose data libjpeg warns is corrupt (the crop may show grey or smeared
+    blocks; the manifest says so) instead of refusing them as ``corrupt``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,6 +158,7 @@ _OUTPUT_MESSAGE = _CALLBACK(_silent)
 
 class _Library:
     def __init__(self, lib: ctypes.CDLL, version: int) -> None:
+        self.name = str(lib._name)
         self.version = version
         self.struct_size = _STRUCT_SIZES[version]
         d = ctypes.POINTER(_Decompress)
@@ -264,6 +265,33 @@ def available() -> bool:
     return _lib is not None and _abandoned < MAX_ABANDONED
 
 
+def describe() -> str:
+    """Return which libjpeg-turbo the fast path uses, for bug reports (``faceset doctor``)."""
+    if _lib is None:
+        return "not found: JPEGs decode through Pillow (apt install libjpeg62-turbo)"
+    path = _lib.name
+    if sys.platform == "linux":  # the file really mapped, with the full version in its name
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            for line in maps:
+                mapped = line.split()[-1]
+                if os.path.basename(mapped).startswith(os.path.basename(_lib.name)):
+                    path = mapped
+                    break
+    return f"{path} (ABI {_lib.version})"
+
+
+class DamagedData(OSError):
+    """libjpeg decoded the box but warned of corrupt data on the way: what it made of the damage
+    is in ``rows`` (and ``start``), for a caller that accepts a damaged crop."""
+
+    def __init__(self, warnings: int, rows: npt.NDArray[np.uint8], start: int) -> None:
+        super().__init__(
+            f"corrupt JPEG data: libjpeg warned {warnings} time{'s' if warnings > 1 else ''}"
+            " (pass --allow-damaged to crop such files anyway)"
+        )
+        self.warnings, self.rows, self.start = warnings, rows, start
+
+
 def read_box(
     data: bytes, box: tuple[int, int, int, int], scale: int, gray: bool
 ) -> tuple[npt.NDArray[np.uint8], int]:
@@ -275,7 +303,7 @@ def read_box(
     shape (height, width, 3), RGB, or (height, width, 1) when ``gray``, may reach a few pixels
     left and right of the box: the box is ``rows[:, start : start + right - left]``. Raises
     OSError if the file is cut short before the end of its image data, or if libjpeg cannot
-    decode it.
+    decode it; DamagedData (with the rows) if libjpeg warned of corrupt data while decoding.
     """
     global _runner
     if _lib is None:
@@ -331,7 +359,12 @@ def _decode(
         _check_complete(data, cinfo)
     finally:
         lib.destroy(ref)
-    return rows.reshape(len(rows), width.value, channels), left - x.value
+    shaped = rows.reshape(len(rows), width.value, channels)
+    # libjpeg counts its warnings ("Corrupt JPEG data: premature end of data segment", bad
+    # Huffman codes) and decodes on: grey blocks or smeared rows in the crop.
+    if err.num_warnings:
+        raise DamagedData(int(err.num_warnings), shaped, left - x.value)
+    return shaped, left - x.value
 
 
 def _check_complete(data: bytes, cinfo: _Decompress) -> None:

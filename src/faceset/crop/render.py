@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from faceset.crop import geometry
+from faceset.crop import geometry, libjpeg
 from faceset.crop.decode import (
+    DAMAGED,
     JPEG_FORMATS,
     Photo,
+    TooLarge,
     dct_scale,
     open_photo,
     read_window,
@@ -37,18 +41,46 @@ class Framed:
     window: Box
     others: tuple[Box, ...]
     warnings: tuple[str, ...]
+    allow_damaged: bool = False
 
     def read(self, size: int) -> Image.Image:
-        """Return the window as an upright RGB sRGB image of ``size`` x ``size`` pixels."""
+        """Return the window as an upright RGB sRGB image of ``size`` x ``size`` pixels.
+
+        Raises OSError for corrupt data (libjpeg's warnings too, unless ``allow_damaged``:
+        then ``info[DAMAGED]`` counts them).
+        """
         width, height = geometry.oriented_size(
             self.photo.width, self.photo.height, self.photo.orientation
         )
         stored = geometry.to_stored(self.window, width, height, self.photo.orientation)
-        return upright(read_window(self.photo, stored, size), self.photo.orientation)
+        window = read_window(self.photo, stored, size, allow_damaged=self.allow_damaged)
+        image = upright(window, self.photo.orientation)
+        image.info.update(window.info)
+        return image
 
 
 def crop_face(job: CropJob) -> Outcome:
-    """Return the outcome of cropping one face; per-photo problems become reasons, not raises."""
+    """Return the outcome of cropping one face; per-photo problems become reasons, not raises.
+
+    Anything raised for one face (a NUL byte in a file name, a MemoryError on a bomb, a bug) is
+    that face's ``error``: the run goes on and writes its manifest and report.
+    """
+    try:
+        return _crop_face(job)
+    except Exception as e:  # one face's failure, whatever it is, is not the run's
+        return _problem(job.face, Reason.ERROR, f"{type(e).__name__}: {e}")
+
+
+def crashed(job: CropJob) -> Outcome:
+    """The outcome of a face whose worker process died while cropping it alone."""
+    return _problem(
+        job.face,
+        Reason.CRASHED,
+        "the worker cropping this face died (a decoder crash or out of memory)",
+    )
+
+
+def _crop_face(job: CropJob) -> Outcome:
     framed = frame_face(job)
     if isinstance(framed, Outcome):
         return framed
@@ -56,7 +88,13 @@ def crop_face(job: CropJob) -> Outcome:
     try:
         image = framed.read(job.settings.size)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        return _problem(face, Reason.CORRUPT, f"cannot decode image: {e}")
+        return _undecodable(job, e)
+    warnings = framed.warnings
+    if image.info.get(DAMAGED):
+        warnings += (
+            f"libjpeg warned {image.info[DAMAGED]} time(s) of corrupt data; cropped anyway"
+            " (--allow-damaged): check the image",
+        )
     write_jpeg(image, job.output, job.settings.quality)
     return Outcome(
         face,
@@ -65,17 +103,76 @@ def crop_face(job: CropJob) -> Outcome:
         box=framed.box,
         crop=framed.window,
         others=framed.others,
-        warnings=framed.warnings,
+        warnings=warnings,
     )
+
+
+_ARITHMETIC_SOF = frozenset(b"\xc9\xca\xcb\xcd\xce\xcf")
+"""Start-of-frame markers of arithmetic-coded JPEGs (ITU T.81 table B.1)."""
+
+
+def _undecodable(job: CropJob, error: BaseException) -> Outcome:
+    """The outcome of a photo that would not decode: ``corrupt``, unless it is a JPEG coding
+    that only the fast path reads (arithmetic: Pillow's libjpeg lacks it) and says "broken
+    data stream" about, which is not damage."""
+    try:
+        head = read_regular(job.source)[:65536]
+    except OSError:
+        head = b""
+    if head[:2] == b"\xff\xd8" and _arithmetic(head):
+        # Pillow was the reader: libjpeg-turbo is missing, or the fast path does not take this
+        # photo (progressive, or a --pad window past the edge).
+        detail = "unsupported JPEG coding (arithmetic): " + (
+            "only the fast path reads it, and it takes baseline JPEGs with the crop inside the photo"
+            if libjpeg.available()
+            else "install libjpeg-turbo (libjpeg62-turbo)"
+        )
+        return _problem(job.face, Reason.UNREADABLE, detail)
+    return _problem(job.face, Reason.CORRUPT, f"cannot decode image: {error}")
+
+
+def _arithmetic(data: bytes) -> bool:
+    """Return whether the JPEG's frame header says arithmetic coding."""
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker, length = data[at + 1], int.from_bytes(data[at + 2 : at + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return marker in _ARITHMETIC_SOF
+        at += 2 + length
+    return False
+
+
+class NotRegularFile(OSError):
+    """The path names a FIFO, a device or a socket: reading it could block forever."""
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}  # fmt: skip
+
+
+def read_regular(path: Path) -> bytes:
+    """Return the bytes of the regular file at ``path``; NotRegularFile for anything else.
+
+    Opened non-blocking and checked on the open descriptor: a FIFO in place of a photo would
+    otherwise block the read forever, and a check before opening could be raced.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(_KINDS.get(stat.S_IFMT(mode), "not a regular file"))
+        return f.read()
 
 
 def frame_face(job: CropJob) -> Framed | Outcome:
     """Return the face's photo opened and framed, or the outcome that says why it cannot be."""
     face = job.face
     try:
-        data = job.source.read_bytes()
+        data = read_regular(job.source)
     except FileNotFoundError:
         return _problem(face, Reason.MISSING_FILE, f"file not found: {job.source}")
+    except NotRegularFile as e:
+        return _problem(face, Reason.UNREADABLE, f"{job.source} is {e}, not a photo file")
     except OSError as e:
         return _problem(face, Reason.UNREADABLE, f"cannot read {job.source}: {e.strerror or e}")
     if face.file_hash and not job.settings.allow_changed:
@@ -89,10 +186,12 @@ def frame_face(job: CropJob) -> Framed | Outcome:
             )
     try:
         return _frame(job, open_photo(data))
+    except TooLarge as e:
+        return _problem(face, Reason.TOO_LARGE, str(e))
     except UnidentifiedImageError:
         return _problem(face, Reason.UNREADABLE, "not an image format faceset can read")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        return _problem(face, Reason.CORRUPT, f"cannot decode image: {e}")
+        return _undecodable(job, e)
 
 
 def _frame(job: CropJob, photo: Photo) -> Framed | Outcome:
@@ -100,9 +199,17 @@ def _frame(job: CropJob, photo: Photo) -> Framed | Outcome:
     width, height = geometry.oriented_size(photo.width, photo.height, photo.orientation)
     warnings: list[str] = []
     if face.file_width and (face.file_width, face.file_height) != (width, height):
-        warnings.append(
-            f"indexed as {face.file_width}x{face.file_height}, decodes as {width}x{height}"
+        sizes = (
+            f"decodes as {width}x{height} but was indexed as {face.file_width}x{face.file_height}"
         )
+        if not settings.allow_damaged:
+            # A header that lies about the size (30000 x 30000 on a 1920 x 1440 photo) decodes
+            # as flat grey: not a crop to train on.
+            return _problem(face, Reason.CORRUPT, f"{sizes}; re-index it, or pass --allow-damaged")
+        warnings.append(sizes)
+    rel = face.box
+    if not all(map(math.isfinite, (rel.x, rel.y, rel.w, rel.h))):
+        return _problem(face, Reason.BAD_BOX, "the box has a missing or non-numeric coordinate")
     if face.box_problem:
         return _problem(face, Reason.BAD_BOX, face.box_problem)
     if not geometry.is_usable(face.box):
@@ -156,7 +263,7 @@ def _frame(job: CropJob, photo: Photo) -> Framed | Outcome:
             crop=window,
             others=others,
         )
-    return Framed(photo, box, window, others, tuple(warnings))
+    return Framed(photo, box, window, others, tuple(warnings), settings.allow_damaged)
 
 
 def write_jpeg(image: Image.Image, path: Path, quality: int) -> None:

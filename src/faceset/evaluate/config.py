@@ -7,6 +7,8 @@ field standards; eval.json and eval.html state them with the result.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from faceset.generate.config import Sampler
@@ -34,7 +36,10 @@ class EvalConfig(Section):
     steps: int = Field(30, ge=1, le=1000)
     """Denoising steps per image."""
     guidance: float | None = Field(None, ge=0, le=30)
-    """Classifier-free guidance; None: 7.0 for SD 1.5, 6.0 for SDXL."""
+    """Guidance; None: the family's own (7 SD 1.5, 6 SDXL, 4 klein and Qwen-Image, 3.5 FLUX.1)."""
+    vram: Literal["auto", "8", "12", "16", "24", "48"] | None = None
+    """GPU memory (GiB, or auto) to draw a transformer family within; None: the budget the
+    LoRA was trained with (training_config.json), else none."""
     sampler: Sampler = "dpmpp_2m_karras"
     """dpmpp_2m_karras, euler_a, euler, ddim, or model (the base model's own scheduler)."""
     negative: str | None = None

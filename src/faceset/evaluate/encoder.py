@@ -48,32 +48,68 @@ class FoundFace:
     """Detector confidence, 0-1."""
 
 
-def largest_face(image: Image.Image) -> FoundFace | None:
+DETECT_SIDE = 640
+"""Images are looked at with their long side at most this many pixels. yuface finds no face in
+a 1024 px headshot (it warns above 960 px), and dlib aligns every face to 150 px anyway."""
+
+
+def face_boxes(image: Image.Image) -> list[tuple[Box, float]]:
+    """Return every face yuface finds in ``image``: (box in pixels, confidence 0-1), largest first."""
+    pixels, scale = _pixels(image)
+    return [(_scaled(box, 1 / scale), score) for box, score in _detect(pixels)]
+
+
+def largest_face(
+    image: Image.Image, boxes: list[tuple[Box, float]] | None = None
+) -> FoundFace | None:
     """Return the largest face yuface finds in ``image`` with its embedding; None if none.
 
     The largest, because a headshot or a training crop is framed on its person: another face
-    in it is smaller (crops move other people out of the window).
+    in it is smaller (crops move other people out of the window). ``boxes``: what
+    :func:`face_boxes` returned for ``image``, to save detecting again.
     """
-    import yuface
-
-    _one_detector_thread()
-    pixels = np.ascontiguousarray(np.asarray(image.convert("RGB")))
-    scores, boxes, _ = yuface.detect(np.ascontiguousarray(pixels[:, :, ::-1]))  # yuface wants BGR
-    if len(boxes) == 0:
+    pixels, scale = _pixels(image)
+    found = _detect(pixels) if boxes is None else [(_scaled(b, scale), s) for b, s in boxes]
+    if not found:
         return None
-    # yuface returns int16 boxes: widen before multiplying, or a large face overflows.
-    areas = [int(w) * int(h) for _, _, w, h in boxes]
-    best = int(np.argmax(areas))
-    x, y, w, h = (float(v) for v in boxes[best])
-    box = Box(x, y, x + w, y + h)
+    box, score = found[0]
     # describe() detects again and keeps the detection at this box (IoU 1): the same face, with
     # the landmarks the embedding is aligned by.
     described = face_model.describe(pixels, box)
     if not described.found or described.embedding is None:
         return None
     return FoundFace(
-        np.asarray(described.embedding, dtype=np.float64), box, float(scores[best]) / 100
+        np.asarray(described.embedding, dtype=np.float64), _scaled(box, 1 / scale), score
     )
+
+
+def _pixels(image: Image.Image) -> tuple[np.ndarray, float]:
+    """Return RGB pixels of ``image`` with the long side at most DETECT_SIDE, and the scale."""
+    rgb = image.convert("RGB")
+    scale = min(1.0, DETECT_SIDE / max(rgb.size))
+    if scale < 1.0:
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        rgb = rgb.resize(size, Image.Resampling.LANCZOS)
+    return np.ascontiguousarray(np.asarray(rgb)), scale
+
+
+def _detect(pixels: np.ndarray) -> list[tuple[Box, float]]:
+    import yuface
+
+    _one_detector_thread()
+    scores, boxes, _ = yuface.detect(np.ascontiguousarray(pixels[:, :, ::-1]))  # yuface wants BGR
+    # yuface returns int16 boxes: widen before multiplying, or a large face overflows.
+    found = [
+        (Box(float(x), float(y), float(x) + float(w), float(y) + float(h)), float(s) / 100)
+        for (x, y, w, h), s in zip(boxes, scores, strict=True)
+    ]
+    return sorted(found, key=lambda f: -f[0].width * f[0].height)
+
+
+def _scaled(box: Box, scale: float) -> Box:
+    if scale == 1.0:
+        return box
+    return Box(box.left * scale, box.top * scale, box.right * scale, box.bottom * scale)
 
 
 @cache

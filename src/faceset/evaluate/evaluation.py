@@ -23,7 +23,7 @@ from faceset.evaluate import encoder, metrics
 from faceset.evaluate.candidates import Candidate, find_candidates
 from faceset.evaluate.config import EvalConfig
 from faceset.evaluate.photos import ExportFolderError, RealPhotos, read_export
-from faceset.generate.lora_file import Family, LoraError, base_of
+from faceset.generate.lora_file import Family, LoraError, base_of, trained_vram
 from faceset.generate.prompts import NEGATIVE, fill
 from faceset.generate.sheet import save_png
 
@@ -131,15 +131,17 @@ def evaluate(
     # 2. What to compare.
     if settings.base_model_row:
         candidates = [Candidate(BASE_LABEL, None, None), *candidates]
-    from faceset.generate.engine import DEFAULT_GUIDANCE, DEFAULT_SIZE, Request
+    from faceset.generate.engine import DEFAULT_GUIDANCE, DEFAULT_SIZE, Request, sampler_for_family
 
     size = settings.resolution or first.resolution or DEFAULT_SIZE[family]
     guidance = DEFAULT_GUIDANCE[family] if settings.guidance is None else settings.guidance
+    # The report shows what was used: the transformer families draw with their own scheduler.
+    settings = settings.model_copy(update={"sampler": sampler_for_family(family, settings.sampler)})
     negative = NEGATIVE if settings.negative is None else settings.negative
     if renderer is None:
         from faceset.generate.engine import Engine
 
-        renderer = Engine(base, family)
+        renderer = Engine(base, family, vram=settings.vram or trained_vram(first))
 
     # 3-4. Draw, embed, score.
     rows: list[Row] = []

@@ -27,11 +27,12 @@ class RealPhotos:
     holdout: list[Path]
 
 
-def read_export(folder: Path) -> RealPhotos:
+def read_export(folder: Path, *, require_holdout: bool = True) -> RealPhotos:
     """Return the training and held-out images of the export in ``folder``.
 
     The manifest's ``split`` decides; without a manifest, the ``faces/`` and ``holdout/``
-    folders do. Raises ExportFolderError when there is nothing to compare against.
+    folders do. Raises ExportFolderError when there is nothing to compare against (no held-out
+    photo, unless ``require_holdout`` is False).
     """
     folder = folder.resolve()
     if not folder.is_dir():
@@ -44,7 +45,7 @@ def read_export(folder: Path) -> RealPhotos:
         raise ExportFolderError(
             f"{folder} holds no training faces (faces/): pass the folder faceset export wrote"
         )
-    if not holdout:
+    if not holdout and require_holdout:
         raise ExportFolderError(
             f"{folder} holds no held-out faces (holdout/): export with --best N, which keeps"
             " recent confirmed faces of other days out of training to measure likeness"

@@ -24,6 +24,7 @@ from faceset.evaluate.candidates import Candidate
 from faceset.evaluate.config import EvalConfig
 from faceset.evaluate.photos import RealPhotos
 from faceset.generate.prompts import fill
+from faceset.redaction import redact
 
 if TYPE_CHECKING:
     from faceset.evaluate.evaluation import Row
@@ -169,6 +170,7 @@ def _r(value: float | None) -> float | None:
 def write(out: Path, context: Context, doc: dict[str, Any], rows: list[Row]) -> tuple[Path, Path]:
     """Write eval.json and eval.html into ``out``; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
+    doc = redact(doc)
     json_path = _write_text(out / JSON, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     html_path = _write_text(out / HTML, page(context, doc, rows))
     return json_path, html_path

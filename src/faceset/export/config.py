@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from faceset.crop.pool import default_workers
 from faceset.errors import ConfigError
 from faceset.export.captions import DEFAULT_TEMPLATE, template_fields
+from faceset.export.presets import model_name
 from faceset.settings import Section
 
 # A word or a few: it names a folder (``img/15_ohwx person``) and leads every caption, so no
@@ -26,8 +27,13 @@ class ExportConfig(Section):
     layout: Literal["kohya", "diffusers", "all", "none"] = "all"
     """Trainer folders to write: kohya (also read by the bmaltais GUI, ai-toolkit and OneTrainer),
     diffusers, all, or none (the crops, manifest and report only)."""
-    for_model: Literal["sd15", "sdxl", "flux"] | None = None
-    """Model the set is for: sd15 (512 px), sdxl or flux (1024 px); sets the crop size too."""
+    for_model: (
+        Literal["sd15", "sdxl", "flux2-klein", "zimage", "zimage-turbo", "qwen-image", "flux1"]
+        | None
+    ) = None
+    """Model the set is for: sd15 (512 px), sdxl, flux2-klein, zimage, zimage-turbo, qwen-image or
+    flux1 (1024 px; flux is flux1); sets the crop size too, and for the transformers adds an
+    ai-toolkit job and a musubi-tuner dataset config."""
     trigger: str = "ohwx"
     """Rare token that names the person in every caption; best one CLIP token."""
     class_word: str = "person"
@@ -45,6 +51,11 @@ class ExportConfig(Section):
     def worker_count(self) -> int:
         """Return ``workers``, or one per core this process may use when unset."""
         return self.workers or default_workers()
+
+    @field_validator("for_model", mode="before")
+    @classmethod
+    def _old_model_names(cls, value: object) -> object:
+        return model_name(value) if isinstance(value, str) else value
 
     @field_validator("trigger", "class_word")
     @classmethod

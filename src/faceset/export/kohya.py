@@ -134,7 +134,7 @@ def sample_prompts(trigger: str, class_word: str, size: int, for_model: str | No
         f"{subject} smiling, candid photo",
         f"portrait painting of {subject}",
     ]
-    if for_model == "flux":
+    if for_model == "flux1":
         # FLUX.1 is guidance-distilled: no negative prompt or CFG, a guidance value instead.
         options = f"--w {size} --h {size} --d 42 --s 20 --g 3.5"
         return "".join(f"{p} {options}\n" for p in prompts)

@@ -4,6 +4,8 @@
 
     img/<repeats>_<trigger> <class>/   images + one-line .txt captions (kohya, bmaltais, ai-toolkit)
     dataset.toml, dataset-masked.toml  sd-scripts --dataset_config, without and with loss masks
+    aitoolkit.yaml                     ai-toolkit job over img/ and masks/ (transformer families)
+    musubi_dataset.toml                musubi-tuner --dataset_config (klein, Z-Image, Qwen-Image)
     sample_prompts.txt                 sd-scripts --sample_prompts
     model/ log/                        empty, as the bmaltais GUI expects them; never cleaned
     masks/<stem>.png                   kohya conditioning_data_dir, ai-toolkit mask_path
@@ -19,8 +21,9 @@ their own: kohya and ai-toolkit read every ``.png`` beside the images as a train
 A run writes only what changed and deletes what it wrote before and no longer writes; the list
 lives in ``.faceset-layouts.json``. Trainers' caches beside the images (kohya
 ``<stem>_0512x0512_sd.npz``, ``<stem>_te_outputs.npz``, ``metadata_cache.json``, ai-toolkit
-``_latent_cache/``) are kept for unchanged images and deleted for changed or removed ones: they
-are keyed by file name, not content, so a stale one would train on the old image or caption.
+``_latent_cache/``, musubi-tuner ``musubi_cache/``) are kept for unchanged images and deleted for
+changed or removed ones: they are keyed by file name, not content, so a stale one would train on
+the old image or caption.
 """
 
 from __future__ import annotations
@@ -40,22 +43,24 @@ import PIL
 from PIL import Image, UnidentifiedImageError
 
 from faceset.crop.pool import map_bounded
-from faceset.export import diffusers, kohya
+from faceset.export import aitoolkit, diffusers, kohya, musubi
 from faceset.export.captions import caption, class_word_warnings, template_fields
+from faceset.export.claim import sweep_temporaries
 from faceset.export.config import ExportConfig
 from faceset.export.files import link, remove, write_bytes
 from faceset.export.guide import GUIDE, ONETRAINER_DIR, training_guide
 from faceset.export.manifest import IMAGES
 from faceset.export.masks import MASK_VERSION, BoxPx, render_mask, to_image
-from faceset.export.presets import RESOLUTION
+from faceset.export.presets import RESOLUTION, TRANSFORMERS
 from faceset.export.tokens import check_trigger
+from faceset.redaction import redact_text
 
 log = logging.getLogger(__name__)
 
 STATE = ".faceset-layouts.json"
 DIGEST = ".faceset-layouts.digest"
 """Digest of the inputs of the last complete run: equal means there is nothing to write."""
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 """Bump when what the layouts contain changes, so a re-run rewrites them."""
 MASK_LABEL = "-masklabel.png"
 # Folders a user's trainer writes into: created, never cleaned.
@@ -82,6 +87,10 @@ class LayoutResult:
     onetrainer_dir: Path | None = None
     diffusers_train_dir: Path | None = None
     diffusers_instance_dir: Path | None = None
+    aitoolkit_job: Path | None = None
+    """``aitoolkit.yaml``: ``python run.py`` it in ai-toolkit (transformer families only)."""
+    musubi_dataset: Path | None = None
+    """musubi-tuner ``--dataset_config`` (the transformer families it trains)."""
     guide: Path | None = None
     written: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
@@ -188,21 +197,29 @@ def write_layouts(
     if with_kohya:
         assert size is not None
         _plan_kohya(plan, out, images, captions, settings, concept, repeats, size, warnings)
+    if with_kohya and settings.for_model in TRANSFORMERS:
+        assert size is not None
+        _plan_transformers(plan, out, settings, concept, repeats, size)
     if with_diffusers:
         _plan_diffusers(plan, images, captions)
     if images:
-        plan[GUIDE] = training_guide(
-            out.resolve(),
-            person_name,
-            len(images),
-            size,
-            settings,
-            concept,
-            with_kohya,
-            with_diffusers,
+        plan[GUIDE] = redact_text(
+            training_guide(
+                out.resolve(),
+                person_name,
+                len(images),
+                size,
+                settings,
+                concept,
+                with_kohya,
+                with_diffusers,
+            )
         ).encode("utf-8")
 
     state = _read_state(out)
+    # The trainer folders are written like faces/ (export/files.py): a run killed while writing
+    # them left temporaries there, which the lock's sweep of faces/ does not reach.
+    sweep_temporaries(out, {rel.rpartition("/")[0] for rel in state.files | plan.keys()} - {""})
     renamed = False
     if with_kohya and state.concept and state.concept != concept:
         # Renaming keeps the trainers' caches of the images that stay (repeats follow the count).
@@ -232,11 +249,16 @@ def write_layouts(
     removed = [rel for rel in sorted(state.files - plan.keys()) if remove(out / rel)]
 
     stems = {im.stem for im in images}
+    dirty = {
+        PurePosixPath(rel).stem for rel in (*written, *removed) if rel.startswith(concept + "/")
+    }
     if with_kohya:
-        dirty = {
-            PurePosixPath(rel).stem for rel in (*written, *removed) if rel.startswith(concept + "/")
-        }
         removed += _clean_caches(out, concept, stems - dirty, renamed or bool(dirty))
+    # musubi-tuner's caches of the concept folder's images: all of them stale once it is no
+    # longer written for.
+    removed += _clean_cache_dir(
+        out, musubi.CACHE_DIR, stems - dirty if musubi.DATASET_TOML in plan else set()
+    )
     if state.concept and not renamed and (state.concept != concept or not with_kohya):
         # The old concept folder's own files went with the stale list; its caches go too.
         removed += _clean_caches(out, state.concept, set(), True)
@@ -271,6 +293,8 @@ def _result(
     warnings: list[str],
 ) -> LayoutResult:
     masked = with_kohya and settings.masks
+    dit = settings.for_model in TRANSFORMERS
+    in_musubi = settings.for_model in musubi.SCRIPTS
     return LayoutResult(
         images=len(images),
         repeats=repeats,
@@ -282,6 +306,8 @@ def _result(
         sample_prompts=out / kohya.SAMPLE_PROMPTS if with_kohya else None,
         masks_dir=out / kohya.MASKS_DIR if masked else None,
         onetrainer_dir=out / ONETRAINER_DIR if with_kohya else None,
+        aitoolkit_job=out / aitoolkit.JOB if with_kohya and dit else None,
+        musubi_dataset=out / musubi.DATASET_TOML if with_kohya and in_musubi else None,
         diffusers_train_dir=out / diffusers.TRAIN_DIR if with_diffusers else None,
         diffusers_instance_dir=out / diffusers.INSTANCE_DIR if with_diffusers else None,
         guide=out / GUIDE if images else None,
@@ -382,6 +408,28 @@ def _plan_kohya(
     plan[kohya.SAMPLE_PROMPTS] = kohya.sample_prompts(
         settings.trigger, settings.class_word, size, settings.for_model
     ).encode("utf-8")
+
+
+def _plan_transformers(
+    plan: dict[str, Content],
+    out: Path,
+    settings: ExportConfig,
+    concept: str,
+    repeats: int,
+    size: int,
+) -> None:
+    """Plan ai-toolkit's job and musubi-tuner's dataset config over the concept folder."""
+    family = settings.for_model
+    assert family is not None
+    root = out.resolve()
+    masks = root / kohya.MASKS_DIR if settings.masks else None
+    plan[aitoolkit.JOB] = aitoolkit.job_yaml(
+        root, root.name, family, root / concept, masks, settings.trigger, settings.class_word, size
+    ).encode("utf-8")
+    if family in musubi.SCRIPTS:
+        plan[musubi.DATASET_TOML] = musubi.dataset_toml(
+            root / concept, root / musubi.CACHE_DIR, repeats, RESOLUTION[family]
+        ).encode("utf-8")
 
 
 def _plan_diffusers(
@@ -555,6 +603,21 @@ def _clean_caches(out: Path, concept: str, keep: set[str], folder_changed: bool)
             removed.append(path.relative_to(out).as_posix())
     for name in kohya.CACHE_DIRS:
         _rmdir_if_empty(folder / name)
+    return removed
+
+
+def _clean_cache_dir(out: Path, folder: str, keep: set[str]) -> list[str]:
+    """Delete the trainer caches in ``out/folder`` except those of the ``keep`` stems; return
+    their paths, and remove the folder once empty."""
+    path = out / folder
+    if not path.is_dir():
+        return []
+    removed = [
+        p.relative_to(out).as_posix()
+        for p in sorted(path.iterdir())
+        if p.is_file() and kohya.cache_owner(p.name) not in keep and remove(p)
+    ]
+    _rmdir_if_empty(path)
     return removed
 
 

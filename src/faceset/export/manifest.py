@@ -11,6 +11,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
@@ -20,6 +21,8 @@ import orjson
 
 from faceset.crop import CropSettings
 from faceset.model import Box, Face, Outcome, root_name
+from faceset.redaction import redact_text
+from faceset.sources.roots import UnsafePath
 
 MANIFEST = "manifest.jsonl"
 JOURNAL = ".manifest.jsonl.partial"
@@ -27,10 +30,20 @@ IMAGES = "faces"
 HOLDOUT = "holdout"
 """Folder and split name of faces kept out of training to measure likeness."""
 TRAIN = "train"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+"""What a UID may be to name a file: every library's UIDs are (PhotoPrism's, Immich's UUIDs,
+digiKam's ids, the XMP source's digests); no separator, no leading dot, no control character."""
 
 
 def image_name(face: Face, split: str = TRAIN) -> str:
-    """Return the output path of a face's image, relative to the output folder; stable."""
+    """Return the output path of a face's image, relative to the output folder; stable.
+
+    Raises UnsafePath for a UID that could not be a plain file name: the index is data, and
+    ``../../evil`` must never become a path (the face is skipped as ``unsafe_path``).
+    """
+    for what, uid in (("photo", face.photo_uid), ("marker", face.marker_uid)):
+        if not _SAFE_NAME.fullmatch(uid):
+            raise UnsafePath(f"{what} uid {uid!r} is not a plain file name")
     folder = HOLDOUT if split == HOLDOUT else IMAGES
     return f"{folder}/{face.photo_uid}-{face.marker_uid}.jpg"
 
@@ -50,7 +63,10 @@ def work_key(face: Face, settings: CropSettings, split: str = TRAIN) -> str:
 def _settings_repr(settings: CropSettings) -> str:
     # The settings are the same for every face of a run: their part of the key is made once.
     # The result continues the face's list, so the key equals that of one flat list of both.
-    return ", " + repr([getattr(settings, f.name) for f in fields(settings)])[1:]
+    values = [getattr(settings, f.name) for f in fields(settings)]
+    if not settings.allow_damaged:
+        values.pop()  # the default leaves the keys of earlier versions as they were (last field)
+    return ", " + repr(values)[1:]
 
 
 def record(outcome: Outcome, key: str, size: int, split: str = TRAIN) -> dict[str, Any]:
@@ -124,7 +140,10 @@ def read_records(out: Path) -> dict[str, dict[str, Any]]:
 def line(rec: dict[str, Any]) -> bytes:
     """Return ``rec`` as one UTF-8 JSON line of the manifest."""
     # orjson: json.dumps of 100,000 records is a tenth of a large library's re-run (bench/plan.py).
-    return orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
+    data = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
+    text = data.decode("utf-8")
+    cleaned = redact_text(text)
+    return data if cleaned is text or cleaned == text else cleaned.encode("utf-8")
 
 
 class Journal:

@@ -11,6 +11,7 @@ import orjson
 
 from faceset import __version__
 from faceset.model import Outcome, Person, Summary, root_name
+from faceset.redaction import redact, redact_text
 
 REPORT = "report.json"
 
@@ -24,7 +25,8 @@ def problem(outcome: Outcome) -> dict[str, Any]:
         "source": {"root": root_name(face.root), "path": face.file_name},
         "status": outcome.status.value,
         "reason": outcome.reason.value if outcome.reason else None,
-        "detail": outcome.detail,
+        # An error's words may carry a URL with its credentials (a download's, a database's).
+        "detail": redact_text(outcome.detail) if outcome.detail else outcome.detail,
     }
 
 
@@ -50,9 +52,9 @@ def write_report(
             "skipped": summary.skipped,
             "failed": summary.failed,
         },
-        **(extra or {}),
+        **redact(extra or {}),
         "problems": problems,
-        "settings": settings,
+        "settings": redact(settings),
     }
     path = out / REPORT
     tmp = out / f".{REPORT}.tmp"

@@ -9,7 +9,6 @@ Secrets stay out: a password inside a database URL is removed (faceset reads it 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path, PurePath
@@ -20,16 +19,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from faceset.export.files import write_bytes
+from faceset.redaction import SECRET_KEY, redact_text
 
 SETTINGS_FILE = "faceset.toml"
 HEADER = (
     "# Settings of the faceset export that wrote this folder.\n"
     "# faceset export --config faceset.toml --out DIR reproduces it; flags given with it win.\n"
 )
-# user:password@ in a URL; the password is dropped, the user kept.
-_URL_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][\w+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@")
-# Keys whose values are secrets; *_file keys hold paths to them and stay.
-_SECRET_KEY = re.compile(r"(password|secret|token|api_key)$", re.IGNORECASE)
 
 
 def write_settings(out: Path, config: Mapping[str, Any]) -> Path:
@@ -45,7 +41,7 @@ def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
     strings, tuples as lists, secrets removed."""
     plain: dict[str, Any] = {}
     for key, value in data.items():
-        if value is None or _SECRET_KEY.search(str(key)):
+        if value is None or SECRET_KEY.search(str(key)):
             continue
         plain[str(key)] = _absolute_url(value) if key == "db" else _value(value)
     return plain
@@ -82,5 +78,5 @@ def _value(value: Any) -> Any:
     if isinstance(value, PurePath):
         return str(value)
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\g<scheme>\g<user>@", value)
+        return redact_text(value)
     return value

@@ -7,7 +7,8 @@ Example::
     from faceset.generate import HeadshotsConfig, headshots
 
     result = headshots(Path("jane/model/jane.safetensors"), HeadshotsConfig(preset="studio", count=8))
-    print(result.sheet)         # jane/model/headshots/contact_sheet.png
+    print(result.best)          # jane/model/headshots/best/01-studio-005-seed4.jpg, ...
+    print(result.page)          # jane/model/headshots/headshots.html
 """
 
 from __future__ import annotations

@@ -15,12 +15,16 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from faceset.errors import FacesetError
+from faceset.train import families
+from faceset.train.config import Family as Family
 
-Family = Literal["sd15", "sdxl"]
 _KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
+_TRANSFORMER_PREFIXES = ("transformer.", "diffusion_model.")
+"""A transformer family's LoRA (faceset train, diffusers, ai-toolkit): module keys under one of
+these (../shared/reference/dit-families.md section 4)."""
 _FOLDER = re.compile(r"^\d+_(?P<tokens>.+)$")
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit
 
@@ -55,11 +59,13 @@ def read_lora(path: Path) -> LoraFile:
     header = _header(path)
     meta: dict[str, str] = header.pop("__metadata__", None) or {}
     keys = list(header)
-    if not keys or not all(k.startswith(_KOHYA_PREFIXES) for k in keys):
+    kohya = all(k.startswith(_KOHYA_PREFIXES) for k in keys)
+    if not keys or not (kohya or all(k.startswith(_TRANSFORMER_PREFIXES) for k in keys)):
         # diffusers loads a file as kohya only if every key has a kohya prefix.
         raise LoraError(
-            f"{path} is not a kohya LoRA (its tensors are not lora_unet_/lora_te_ keys); pass the"
-            " NAME.safetensors faceset train wrote"
+            f"{path} is not a LoRA faceset can draw with (its tensors are neither kohya"
+            " lora_unet_/lora_te_ keys nor transformer. keys); pass the NAME.safetensors faceset"
+            " train wrote"
         )
     return LoraFile(
         path=path,
@@ -121,6 +127,10 @@ def _subject(meta: dict[str, str]) -> str | None:
 
 
 def _family(meta: dict[str, str], keys: list[str]) -> Family | None:
+    architecture = meta.get("modelspec.architecture", "").split("/")[0]
+    for entry in families.CATALOG:
+        if entry.module and architecture == entry.architecture:
+            return entry.name  # type: ignore[return-value]
     version = meta.get("ss_base_model_version", "") + " " + meta.get("modelspec.architecture", "")
     if "sdxl" in version or "stable-diffusion-xl" in version:
         return "sdxl"
@@ -148,10 +158,10 @@ def base_of(lora: LoraFile, base: str | None, family: Family | None) -> tuple[st
     """
     trained = _training_config(lora.path)
     if family is not None and lora.family is not None and family != lora.family:
-        names = {"sd15": "SD 1.5", "sdxl": "SDXL"}
         raise LoraError(
-            f"{lora.path} was trained on {names[lora.family]}, not {names[family]};"
-            f" pass --for {lora.family} and a base model of that family"
+            f"{lora.path} was trained on {families.info(lora.family).label}, not"
+            f" {families.info(family).label}; pass --for {lora.family} and a base model of that"
+            " family"
         )
     family = family or lora.family or trained.get("family")
     base = base or trained.get("base")
@@ -160,9 +170,15 @@ def base_of(lora: LoraFile, base: str | None, family: Family | None) -> tuple[st
             f"no base model for {lora.path}: pass --base (no training_config.json beside it names"
             " one)"
         )
-    if family not in ("sd15", "sdxl"):
+    if family not in families.BY_NAME:
         raise LoraError(f"{lora.path} does not say which model family it is for: pass --for")
     return str(base), family
+
+
+def trained_vram(lora: LoraFile) -> str | None:
+    """Return the ``--vram`` the LoRA was trained within (drawing follows the same budget)."""
+    found = _training_config(lora.path).get("vram")
+    return str(found) if found else None
 
 
 def _training_config(lora: Path) -> dict[str, Any]:

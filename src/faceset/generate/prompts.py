@@ -36,6 +36,12 @@ class Preset:
     prompt: str
     negative: str = NEGATIVE
     variations: tuple[str, ...] = ()
+    aspect: tuple[int, int] = (1, 1)
+    """Width to height: 1:1 for profile photos (LinkedIn crops them round), 4:5 for portraits."""
+
+    def variation_of(self, index: int) -> int:
+        """Return which variation image ``index`` (0-based) wears: 0 when there are none."""
+        return index % len(self.variations) if self.variations else 0
 
     def prompt_for(self, index: int, subject: str) -> str:
         """Return the prompt of image ``index`` (0-based) of ``subject`` ("trigger class")."""
@@ -69,6 +75,7 @@ PRESETS: dict[str, Preset] = {
                 "wearing a grey suit jacket",
                 "wearing a denim shirt",
             ),
+            aspect=(4, 5),
         ),
         Preset(
             "outdoor",
@@ -81,6 +88,7 @@ PRESETS: dict[str, Preset] = {
                 "by the sea with the horizon behind",
                 "in a garden with flowers behind",
             ),
+            aspect=(4, 5),
         ),
         Preset(
             "office",
@@ -92,6 +100,7 @@ PRESETS: dict[str, Preset] = {
                 "wearing a blazer, standing by a window",
                 "wearing a sweater, seated at a desk",
             ),
+            aspect=(4, 5),
         ),
         Preset(
             "casual",
@@ -114,9 +123,21 @@ PRESETS: dict[str, Preset] = {
                 "wearing a black sweater",
                 "wearing a suit without a tie",
             ),
+            aspect=(4, 5),
         ),
     )
 }
+
+
+def parse_aspect(text: str) -> tuple[int, int]:
+    """Return (width, height) of an aspect ratio written ``W:H`` (``4:5``); ValueError if not."""
+    width, colon, height = text.partition(":")
+    if not (colon and width.isdigit() and height.isdigit() and int(width) and int(height)):
+        raise ValueError(f"aspect {text!r}: write width:height, e.g. 1:1 or 4:5")
+    w, h = int(width), int(height)
+    if not 1 / 3 <= w / h <= 3:
+        raise ValueError(f"aspect {text!r}: between 1:3 and 3:1")
+    return (w, h)
 
 
 def check_template(template: str) -> str:
@@ -163,7 +184,7 @@ def resolve_preset(name: str, templates: Mapping[str, TemplateConfig]) -> Preset
     user = templates.get(name)
     if user is not None:
         negative = NEGATIVE if user.negative is None else user.negative
-        return Preset(name, user.prompt, negative, user.variations)
+        return Preset(name, user.prompt, negative, user.variations, parse_aspect(user.aspect))
     if name in PRESETS:
         return PRESETS[name]
     known = ", ".join([*PRESETS, *templates])

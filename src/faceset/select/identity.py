@@ -27,6 +27,8 @@ class IdentityCheck:
     threshold: float
     centre_from: str
     """Which faces made the centre: 'confirmed' or 'all'."""
+    centre: np.ndarray | None = None
+    """The unit centre the distances are measured from."""
 
 
 def unit(vector: Sequence[float]) -> np.ndarray:
@@ -65,7 +67,7 @@ def check(
     if threshold is None:
         spread = _limit([d for d in distances.values() if d <= _limit(list(distances.values()))])
         threshold = max(spread, MIN_THRESHOLD)
-    return IdentityCheck(distances, threshold, source)
+    return IdentityCheck(distances, threshold, source, centre)
 
 
 def _median_unit(vectors: list[np.ndarray]) -> np.ndarray:

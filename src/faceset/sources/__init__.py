@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
+from faceset import redaction
 from faceset.errors import ConfigError
 from faceset.model import Face, Person
 from faceset.sources.config import LibraryConfig
@@ -128,10 +129,12 @@ def read_token(library: LibraryConfig, env: Mapping[str, str]) -> str:
             ) from None
         if not token:
             raise ConfigError(f"the token file {library.token_file} is empty")
+        redaction.remember(token)
         return token
     names = TOKEN_VARIABLES[library.source]
     for name in names:
         if env.get(name, "").strip():
+            redaction.remember(env[name].strip())
             return env[name].strip()
     raise ConfigError(
         f"no token for {library.source}: put it in a file and pass --token-file FILE, or set"
@@ -153,4 +156,7 @@ def _with_password(library: LibraryConfig, env: Mapping[str, str]) -> str:
             raise ConfigError(
                 f"cannot read the password file {library.db_password_file}: {e.strerror}"
             ) from None
+    # Immich's and digiKam's database passwords: never written, like PhotoPrism's (config.py).
+    redaction.remember(password)
+    redaction.remember(None if url.password is None else str(url.password))
     return with_password(url, password).render_as_string(hide_password=False)

@@ -6,6 +6,8 @@ server itself refuses any write. PhotoPrism's index connects here too, with mess
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
@@ -18,6 +20,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from faceset.errors import SourceError
+
+log = logging.getLogger(__name__)
 
 # PostgreSQL SQLSTATEs and MySQL error numbers worth their own message.
 _PG_BAD_PASSWORD = {"28P01", "28000"}
@@ -96,12 +100,33 @@ def _sqlite(url: URL, missing: str) -> Engine:
     if not url.database or not path.is_file():
         raise SourceError(missing + relative_hint(url.database))
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    if _wal_without_shared_memory(path):
+        # A WAL index in a folder we cannot write, with no -shm beside it: SQLite would have to
+        # create one ("attempt to write a readonly database"). immutable=1 reads the file as it
+        # is, which is all a read-only export needs.
+        uri += "&immutable=1"
+        log.info("%s: WAL index in a read-only folder, read as immutable", path)
 
     def open_read_only() -> sqlite3.Connection:
         # mode=ro: the library is the user's; no statement of ours may change it.
         return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
 
     return sa.create_engine("sqlite://", creator=open_read_only, poolclass=sa.pool.NullPool)
+
+
+def _wal_without_shared_memory(path: Path) -> bool:
+    """Return whether ``path`` is a WAL-mode SQLite file that SQLite cannot open read-only as
+    it is: its folder is not writable and its ``-shm`` file is missing or not writable."""
+    if os.access(path.parent, os.W_OK):
+        return False
+    try:
+        with path.open("rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    wal = len(header) == 20 and header[18] == 2  # file format read version 2: WAL
+    shm = path.with_name(path.name + "-shm")
+    return wal and not (shm.exists() and os.access(shm, os.W_OK))
 
 
 def _mysql(url: URL) -> Engine:

@@ -255,10 +255,10 @@ def _box(f: Mapping[str, Any]) -> RelBox | None:
     if width <= 0 or height <= 0:
         return None
     return regions.corner_box(
-        values.real(f.get("boundingBoxX1")),
-        values.real(f.get("boundingBoxY1")),
-        values.real(f.get("boundingBoxX2")),
-        values.real(f.get("boundingBoxY2")),
+        values.coordinate(f.get("boundingBoxX1")),
+        values.coordinate(f.get("boundingBoxY1")),
+        values.coordinate(f.get("boundingBoxX2")),
+        values.coordinate(f.get("boundingBoxY2")),
         width,
         height,
     )

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from faceset import redaction
 from faceset.errors import SourceError
 from faceset.model import Face, Person, RelBox
 from faceset.sources import values
@@ -88,7 +89,9 @@ class PhotoPrismAPI:
         config = session.get("config", {}) if isinstance(session, dict) else {}
         if not isinstance(config, dict):
             config = {}
-        return values.text(config.get("version")), values.text(config.get("downloadToken"))
+        download_token = values.text(config.get("downloadToken"))
+        redaction.remember(download_token)  # it opens every original, as the token does
+        return values.text(config.get("version")), download_token
 
     def people(self) -> list[Person]:
         """Return every person (subject of type person) with PhotoPrism's file count."""
@@ -161,6 +164,7 @@ class PhotoPrismAPI:
             response = self.client.request("GET", "photos", params)
             token = response.headers.get("X-Download-Token")
             if token:
+                redaction.remember(token)
                 self.download_token = token
             page = self.client.json_of("photos", response)
             if not isinstance(page, list):
@@ -296,7 +300,7 @@ def _face(
         subject_name=person.name,
         root=values.text(file.get("Root")) or "/",
         file_name=values.text(file.get("Name")),
-        box=_box(marker),
+        box=RelBox(*(values.coordinate(marker.get(k)) for k in ("X", "Y", "W", "H"))),
         file_hash=values.text(file.get("Hash")),
         file_width=values.integer(file.get("Width")),
         file_height=values.integer(file.get("Height")),

@@ -333,7 +333,7 @@ def _face(row: tuple[Any, ...], person: Person, others: Mapping[str, list[RelBox
         subject_name=person.name,
         root=values.text(file_root) or "/",
         file_name=values.text(file_name),
-        box=RelBox(values.real(x), values.real(y), values.real(w), values.real(h)),
+        box=RelBox(*map(values.coordinate, (x, y, w, h))),
         file_hash=values.text(file_hash),
         file_width=values.integer(file_width),
         file_height=values.integer(file_height),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import UTC, datetime
@@ -39,6 +40,12 @@ def real(value: Any, default: float = 0.0) -> float:
         return float(text(value))
     except ValueError:
         return default
+
+
+def coordinate(value: Any) -> float:
+    """Return a face box coordinate; NaN when it is missing or not a number, so the box is
+    refused as ``bad_box`` rather than read as 0 (a crop of the wrong region)."""
+    return real(value, math.nan)
 
 
 def flag(value: Any) -> bool:

@@ -15,25 +15,15 @@ Example::
 
 from __future__ import annotations
 
-import importlib.util
-
+from faceset import environment
 from faceset.train.config import TrainConfig
-from faceset.train.errors import TrainExtraMissing
 from faceset.train.report import OnStep, Step, TrainResult, ignore_step
 
-REQUIRED = ("torch", "diffusers", "transformers", "peft", "accelerate", "safetensors")
-INSTALL = "pip install 'faceset[train]'"
 
-
-def require_extra(command: str = "train") -> None:
-    """Raise TrainExtraMissing, naming the ``command`` and what to install, unless the training
-    stack is there."""
-    missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
-    if missing:
-        raise TrainExtraMissing(
-            f"faceset {command} needs the training extra ({', '.join(missing)} not installed):"
-            f" {INSTALL}"
-        )
+def require_extra(command: str = "faceset train") -> None:
+    """Raise StackMismatch, in one line naming what to install, unless the training stack is
+    installed in versions faceset supports (checked before torch is imported)."""
+    environment.require(command)
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, on_step: OnStep = ignore_step) -> TrainResult:

@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from faceset.train.errors import ConfigError
 
-Family = Literal["sd15", "sdxl"]
+Family = Literal["sd15", "sdxl", "flux2-klein", "zimage", "zimage-turbo", "qwen-image", "flux1"]
+"""The families of ``train.families.CATALOG``; SD 1.5 and SDXL train with noise prediction, the
+others are flow-matching transformers."""
+Network = Literal["lora", "lokr"]
+Vram = Literal["auto", "8", "12", "16", "24", "48"]
+Quantize = Literal["none", "fp8", "int8", "nf4"]
+Offload = Literal["none", "block"]
 Precision = Literal["auto", "no", "fp16", "bf16"]
 OptimizerName = Literal["auto", "adamw", "adamw8bit"]
 LrScheduler = Literal[
@@ -27,7 +33,6 @@ LrScheduler = Literal[
 CONFIG_FILE = "training_config.json"
 """The resolved config, written beside the LoRA and into every checkpoint."""
 
-DEFAULT_RESOLUTION: dict[str, int] = {"sd15": 512, "sdxl": 1024}
 
 # Settings a resumed run may change: they decide how long to go on and what to show, not what
 # the weights are. Everything else must match the checkpoint, or the resumed run would be a
@@ -40,9 +45,13 @@ RESUMABLE_CHANGES = frozenset(
         "sample_prompts",
         "sample_steps",
         "sample_guidance",
+        "sample_negative",
         "sample_seed",
         "precision",
         "gradient_checkpointing",
+        "vram",
+        "quantize",
+        "offload",
         "name",
         "out",
     }
@@ -60,8 +69,19 @@ class TrainConfig(BaseModel):
     ``dataset.toml``."""
     base: str
     """Base model: a diffusers folder, a single ``.safetensors`` checkpoint, or a model id."""
-    family: Family
-    """What the base model is (``--for``): ``sd15`` or ``sdxl``; checked against the model."""
+    family: Family | None = None
+    """What the base model is (``--for``); detected from the model when not given, and checked
+    against it."""
+    text_encoder: tuple[Path, ...] = ()
+    """For a base that is one diffusion-model file (ComfyUI's split files): its text encoder
+    file(s) or folder(s), and a folder with the tokenizer; empty: found beside the file, in
+    ComfyUI's ``models/text_encoders`` and in the Hugging Face cache. FLUX.1 takes two."""
+    vae: Path | None = None
+    """For a base that is one diffusion-model file: its VAE file or folder; None: found beside
+    the file or in ComfyUI's ``models/vae``."""
+    adapter: Path | None = None
+    """Z-Image Turbo's training adapter (a LoRA file), merged into the base for training so the
+    step distillation survives; not part of the saved LoRA. Required for ``zimage-turbo``."""
     reg: Path | None = None
     """Class images for prior preservation (e.g. 100-200 photos of "a man"); none by default."""
     prior_loss_weight: float = Field(1.0, ge=0)
@@ -78,14 +98,19 @@ class TrainConfig(BaseModel):
     dataset folder's name."""
 
     # --- the LoRA and its optimiser -------------------------------------------------------
-    steps: int = Field(1500, ge=1)
-    """Optimiser steps; 1000-1500 suits a face (diffusers' recipe uses 500)."""
-    rank: int = Field(16, ge=1)
-    """LoRA rank r of every adapted projection."""
-    alpha: float = Field(16.0, gt=0)
-    """LoRA alpha; the weights are scaled by alpha / rank, and the file stores the true alpha."""
-    lr: float = Field(1e-4, gt=0)
-    """UNet learning rate (AdamW)."""
+    steps: int | None = Field(None, ge=1)
+    """Optimiser steps; None: the family's person recipe (1500 for SD, 2000 for klein, Z-Image
+    and Qwen-Image, 1500 for FLUX.1)."""
+    network: Network = "lora"
+    """``lora``, or ``lokr`` (LyCORIS LoKr: Kronecker factors; klein and Z-Image only, the
+    families whose LoKr files diffusers loads)."""
+    rank: int | None = Field(None, ge=1)
+    """LoRA rank r of every adapted projection (LoKr: of its decomposed factor); None: the
+    family's recipe (16 for SD and FLUX.1, 32 for klein, Z-Image and Qwen-Image)."""
+    alpha: float | None = Field(None, gt=0)
+    """LoRA alpha; the weights are scaled by alpha / rank; None: equal to the family's rank."""
+    lr: float | None = Field(None, gt=0)
+    """Learning rate of the UNet's or transformer's adapter (AdamW); None: 1e-4."""
     train_text_encoder: bool = False
     """Also train LoRA on the text encoder(s); off by default, as SDXL recipes keep it frozen."""
     text_encoder_lr: float = Field(5e-5, gt=0)
@@ -111,6 +136,15 @@ class TrainConfig(BaseModel):
     """Trade compute for memory; None: on when training on a GPU."""
     optimizer: OptimizerName = "auto"
     """auto: 8-bit AdamW when bitsandbytes is installed and a GPU is used, else AdamW."""
+    vram: Vram | None = None
+    """GPU memory to train the transformer families within, in GiB (auto: what is free now);
+    None: no budget. Decides how the frozen weights are held (``train/memory.py``)."""
+    quantize: Quantize | None = None
+    """How the frozen transformer is held: none (bf16), fp8 (storage; bf16 compute), int8
+    (torchao weight-only), nf4 (bitsandbytes, CUDA); None: the memory plan's choice."""
+    offload: Offload | None = None
+    """block: keep the transformer's blocks on the CPU and bring each to the GPU as it runs;
+    None: the memory plan's choice."""
 
     # --- checkpoints and samples -----------------------------------------------------------
     save_every: int = Field(250, ge=1)
@@ -121,8 +155,10 @@ class TrainConfig(BaseModel):
     """Prompts for the samples; empty: a few headshot prompts with the trigger and class."""
     sample_steps: int = Field(28, ge=1)
     """Inference steps of each sample."""
-    sample_guidance: float = Field(7.0, ge=0)
-    """Classifier-free guidance scale of each sample."""
+    sample_guidance: float | None = Field(None, ge=0)
+    """Guidance of each sample; None: the family's own (7 for SD 1.5, 6 SDXL, 4 klein, ...)."""
+    sample_negative: str = ""
+    """Negative prompt of the samples (families with real CFG)."""
     sample_seed: int = 42
     """Sample i uses seed sample_seed + i, so sheets of different steps compare like for like."""
 
@@ -149,11 +185,17 @@ class TrainConfig(BaseModel):
 class RunConfig(TrainConfig):
     """A config with every "auto" decided for one dataset and machine; what is saved."""
 
+    family: Family
     out: Path
     name: str
+    steps: int
+    rank: int
+    alpha: float
+    lr: float
     resolution: int
     masked_loss: bool
     gradient_checkpointing: bool
+    sample_guidance: float
 
 
 def make(values: Mapping[str, Any]) -> TrainConfig:

@@ -5,10 +5,6 @@ from __future__ import annotations
 from faceset.errors import ConfigError, FacesetError
 
 
-class TrainExtraMissing(FacesetError):
-    """The training stack (torch, diffusers, ...) is not installed."""
-
-
 class DatasetError(FacesetError):
     """The folder is not a faceset or kohya dataset, or one of its files is unusable."""
 
@@ -21,4 +17,4 @@ class OutOfMemory(FacesetError):
     """Training ran out of accelerator or host memory; the message names the flag to lower."""
 
 
-__all__ = ["BaseModelError", "ConfigError", "DatasetError", "OutOfMemory", "TrainExtraMissing"]
+__all__ = ["BaseModelError", "ConfigError", "DatasetError", "OutOfMemory"]

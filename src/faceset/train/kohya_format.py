@@ -19,6 +19,7 @@ from pathlib import Path
 import safetensors.torch
 import torch
 
+from faceset.train import families
 from faceset.train.config import RunConfig
 from faceset.train.dataset import Dataset
 
@@ -126,12 +127,14 @@ def metadata(
     sdxl = cfg.family == "sdxl"
     name = cfg.name
     reg_images = sum(len(c.examples) for c in dataset.reg)
+    family = families.info(cfg.family)
+    lokr = cfg.network == "lokr"
     return {
-        "ss_network_module": "networks.lora",
+        "ss_network_module": "lycoris.kohya" if lokr else "networks.lora",
         "ss_network_dim": str(cfg.rank),
         "ss_network_alpha": _number(cfg.alpha),
-        "ss_network_args": json.dumps({}),
-        "ss_base_model_version": "sdxl_base_v1-0" if sdxl else "sd_v1",
+        "ss_network_args": json.dumps({"algo": "lokr"} if lokr else {}),
+        "ss_base_model_version": _BASE_VERSIONS.get(cfg.family, cfg.family.replace("-", "_")),
         "ss_v2": "False",
         "ss_output_name": name,
         "ss_resolution": f"({resolution}, {resolution})",
@@ -160,9 +163,7 @@ def metadata(
         "ss_training_started_at": str(started_at.timestamp()),
         "ss_training_finished_at": str(finished_at.timestamp()),
         "modelspec.sai_model_spec": "1.0.1",
-        "modelspec.architecture": (
-            "stable-diffusion-xl-v1-base/lora" if sdxl else "stable-diffusion-v1/lora"
-        ),
+        "modelspec.architecture": f"{family.architecture}/{cfg.network}",
         "modelspec.implementation": (
             "https://github.com/Stability-AI/generative-models" if sdxl else "diffusers"
         ),
@@ -171,6 +172,10 @@ def metadata(
         "modelspec.trigger_phrase": dataset.class_tokens,
         "modelspec.date": finished_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
     }
+
+
+_BASE_VERSIONS = {"sd15": "sd_v1", "sdxl": "sdxl_base_v1-0"}
+"""kohya's ``ss_base_model_version``; the transformers get their family name (``flux2_klein``)."""
 
 
 def _number(x: float) -> str:

@@ -37,12 +37,12 @@ from diffusers.utils import convert_state_dict_to_diffusers
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
-from faceset.train import checkpoints, kohya_format, samples
+from faceset.train import checkpoints, detect, families, kohya_format, samples
+from faceset.train.adapters import add_lora
 from faceset.train.base_model import PIPELINES, Base, load_base
 from faceset.train.cache import Cache, build_cache, encode_text
 from faceset.train.config import (
     CONFIG_FILE,
-    DEFAULT_RESOLUTION,
     RESUMABLE_CHANGES,
     RunConfig,
     TrainConfig,
@@ -58,7 +58,7 @@ UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 DIFFUSERS_FILE = "pytorch_lora_weights.safetensors"
 _TEXT_ENCODER_NAMES = ("text_encoder", "text_encoder_2")
-_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, on_step: OnStep = ignore_step) -> TrainResult:
@@ -68,9 +68,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, on_step: OnStep = ignore_st
     weights and optimiser state. ``on_step`` is called after every optimiser step (on the main
     process only).
     """
-    accelerator = Accelerator(mixed_precision=_precision(cfg.precision))
+    accelerator = Accelerator(mixed_precision=precision_for(cfg.precision))
     try:
-        with _memory_errors(cfg, accelerator.device):
+        with memory_errors(cfg, accelerator.device):
             return _train(cfg, resume, on_step, accelerator)
     finally:
         accelerator.end_training()
@@ -94,7 +94,7 @@ def _train(
     # 2. Resolved settings and the output folder.
     cfg = resolve(requested, dataset, device, accelerator.mixed_precision)
     out = cfg.out
-    checkpoint = _checkpoint_to_resume(cfg, out) if resume else None
+    checkpoint = checkpoint_to_resume(cfg, out) if resume else None
     if checkpoint is None and checkpoints.latest(out) is not None:
         raise ConfigError(
             f"{out} already holds a training run; pass --resume to continue it, or another --out"
@@ -104,7 +104,16 @@ def _train(
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_FILE).write_text(cfg.to_json(), encoding="utf-8")
-    weight_dtype = _DTYPES[accelerator.mixed_precision]
+    weight_dtype = DTYPES[accelerator.mixed_precision]
+    if cfg.family in families.FLOW_FAMILIES:
+        # The transformers share one flow-matching loop; the rest of this function is SD's.
+        from faceset.train import flow
+
+        run = flow.Run(
+            cfg, dataset, accelerator, weight_dtype, started, checkpoint,
+            requested_checkpointing=requested.gradient_checkpointing,
+        )  # fmt: skip
+        return run.train(on_step)
 
     # 3. Base model, frozen, with LoRA adapters. The seed fixes the adapters' initialisation.
     torch.manual_seed(cfg.seed)
@@ -124,7 +133,7 @@ def _train(
     trained: dict[str, Any] = {"unet": unet}
     if cfg.train_text_encoder:
         for name, encoder in zip(_TEXT_ENCODER_NAMES, base.text_encoders, strict=False):
-            encoder.add_adapter(LoraConfig(**lora_config, target_modules=TEXT_ENCODER_TARGETS))
+            add_lora(encoder, LoraConfig(**lora_config, target_modules=TEXT_ENCODER_TARGETS))
             trained[name] = encoder
     if weight_dtype != torch.float32:
         # Trainable LoRA weights stay float32 under fp16/bf16 base weights, or the fp16
@@ -134,7 +143,11 @@ def _train(
         unet.enable_gradient_checkpointing()
         for name, module in trained.items():
             if name != "unet":
-                module.gradient_checkpointing_enable()
+                # Non-reentrant checkpointing passes gradients to the LoRA weights inside a
+                # checkpointed layer even though the frozen embeddings' outputs need none.
+                module.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs={"use_reentrant": False}
+                )
 
     # 4. Cache what does not change between steps.
     cache = build_cache(
@@ -150,11 +163,11 @@ def _train(
     vae.to("cpu")  # not needed again until samples are decoded; frees accelerator memory
 
     # 5. Optimiser, schedule, accelerate.
-    groups: list[dict[str, Any]] = [{"params": _trainable(unet), "lr": cfg.lr}]
+    groups: list[dict[str, Any]] = [{"params": trainable(unet), "lr": cfg.lr}]
     for name, module in trained.items():
         if name != "unet":
-            groups.append({"params": _trainable(module), "lr": cfg.text_encoder_lr})
-    optimizer, optimizer_name = _optimizer(cfg, groups)
+            groups.append({"params": trainable(module), "lr": cfg.text_encoder_lr})
+    optimizer, optimizer_name = make_optimizer(cfg, groups)
     lr_scheduler = get_scheduler(
         cfg.lr_scheduler,
         optimizer=optimizer,
@@ -180,7 +193,7 @@ def _train(
 
     items = cache.epoch_items()
     writer = _Writer(cfg, dataset, unet.config.layers_per_block, optimizer_name, started)
-    _log_summary(cfg, dataset, accelerator, optimizer_name, len(items))
+    log_summary(cfg, dataset, accelerator, optimizer_name, len(items))
 
     # 7. The loop.
     result = TrainResult(
@@ -234,15 +247,48 @@ def resolve(cfg: TrainConfig, dataset: Dataset, device: torch.device, precision:
         has_bnb = importlib.util.find_spec("bitsandbytes") is not None
         optimizer = "adamw8bit" if has_bnb and on_gpu else "adamw"
     base = Path(cfg.base).expanduser()
+    family = detect.family_for(cfg.base, cfg.family)
+    recipe = families.info(family)
+    if cfg.network == "lokr" and not recipe.lokr:
+        raise ConfigError(
+            f"--network lokr: diffusers cannot load a LoKr file of {recipe.label}; train a"
+            " LoRA (--network lora), or LoKr on flux2-klein or zimage"
+        )
+    if (family == "zimage-turbo") != (cfg.adapter is not None):
+        raise ConfigError(
+            "--adapter is Z-Image Turbo's training adapter: pass it with --for zimage-turbo"
+            if cfg.adapter
+            else "--for zimage-turbo trains through the training adapter: pass --adapter FILE"
+            " (ostris/zimage_turbo_training_adapter), or train Z-Image base with --for zimage"
+        )
+    if family in families.SD_FAMILIES and (cfg.quantize or "none", cfg.offload or "none") != (
+        "none",
+        "none",
+    ):
+        raise ConfigError(
+            f"--quantize and --offload apply to the transformer families, not {recipe.label}"
+        )
+    if cfg.train_text_encoder and family not in families.SD_FAMILIES:
+        raise ConfigError(f"--train-text-encoder: {recipe.label} LoRAs train the transformer only")
+    rank = cfg.rank or recipe.rank
     return RunConfig.model_validate(
         cfg.model_dump()
         | {
+            "family": family,
+            "steps": cfg.steps or recipe.steps,
+            "rank": rank,
+            "alpha": cfg.alpha or (recipe.alpha if cfg.rank is None else float(rank)),
+            "lr": cfg.lr or recipe.lr,
+            "sample_guidance": recipe.guidance
+            if cfg.sample_guidance is None
+            else cfg.sample_guidance,
+            "adapter": cfg.adapter.resolve() if cfg.adapter else None,
             "dataset": dataset.root,
             "base": str(base.resolve()) if base.exists() else cfg.base,
             "reg": cfg.reg.resolve() if cfg.reg else None,
             "out": (cfg.out or dataset.root / "model").resolve(),
             "name": cfg.name or dataset.root.name,
-            "resolution": cfg.resolution or dataset.resolution or DEFAULT_RESOLUTION[cfg.family],
+            "resolution": cfg.resolution or dataset.resolution or recipe.resolution,
             "masked_loss": dataset.has_masks,
             "precision": precision,
             "gradient_checkpointing": on_gpu
@@ -254,7 +300,7 @@ def resolve(cfg: TrainConfig, dataset: Dataset, device: torch.device, precision:
     )
 
 
-def _precision(precision: str) -> str:
+def precision_for(precision: str) -> str:
     """Return accelerate's mixed precision for ``precision`` on this machine."""
     if precision != "auto":
         return precision
@@ -263,7 +309,7 @@ def _precision(precision: str) -> str:
     return "no"
 
 
-def _checkpoint_to_resume(cfg: RunConfig, out: Path) -> checkpoints.Checkpoint:
+def checkpoint_to_resume(cfg: RunConfig, out: Path) -> checkpoints.Checkpoint:
     found = checkpoints.latest(out)
     if found is None:
         raise ConfigError(f"nothing to resume: {out / checkpoints.FOLDER} holds no checkpoint")
@@ -281,11 +327,13 @@ def _checkpoint_to_resume(cfg: RunConfig, out: Path) -> checkpoints.Checkpoint:
     return checkpoint
 
 
-def _trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
+def trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in module.parameters() if p.requires_grad]
 
 
-def _optimizer(cfg: RunConfig, groups: list[dict[str, Any]]) -> tuple[torch.optim.Optimizer, str]:
+def make_optimizer(
+    cfg: RunConfig, groups: list[dict[str, Any]]
+) -> tuple[torch.optim.Optimizer, str]:
     """Return AdamW, or bitsandbytes' 8-bit AdamW (a quarter of the optimiser memory)."""
     if cfg.optimizer == "adamw8bit":
         try:
@@ -319,6 +367,22 @@ def step_generator(seed: int, step: int, rank: int, purpose: str) -> torch.Gener
     return torch.Generator("cpu").manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
+def batch_indices(
+    items: list[int], cfg: RunConfig, step: int, accelerator: Accelerator
+) -> torch.Tensor:
+    """Return the cache indices of this process's share of global batch ``step`` (1-based):
+    each epoch is a permutation of ``items`` drawn from (seed, epoch) alone."""
+    per_epoch = len(items)
+    first = (step - 1) * cfg.batch_size * accelerator.num_processes
+    first += accelerator.process_index * cfg.batch_size
+    chosen = []
+    for position in range(first, first + cfg.batch_size):
+        epoch, offset = divmod(position, per_epoch)
+        order = torch.randperm(per_epoch, generator=step_generator(cfg.seed, epoch, 0, "epoch"))
+        chosen.append(items[int(order[offset])])
+    return torch.tensor(chosen)
+
+
 def _batch(
     cache: Cache,
     items: list[int],
@@ -328,20 +392,12 @@ def _batch(
     num_timesteps: int,
 ) -> _Batch:
     """Return this process's share of global batch ``step`` (1-based)."""
-    per_epoch = len(items)
-    first = (step - 1) * cfg.batch_size * accelerator.num_processes
-    first += accelerator.process_index * cfg.batch_size
-    chosen = []
-    for position in range(first, first + cfg.batch_size):
-        epoch, offset = divmod(position, per_epoch)
-        order = torch.randperm(per_epoch, generator=step_generator(cfg.seed, epoch, 0, "epoch"))
-        chosen.append(items[int(order[offset])])
-    index = torch.tensor(chosen)
+    index = batch_indices(items, cfg, step, accelerator)
     generator = step_generator(cfg.seed, step, accelerator.process_index, "noise")
     mean, std = cache.latent_mean[index], cache.latent_std[index]
     latents = mean + std * torch.randn(mean.shape, generator=generator)
     noise = torch.randn(mean.shape, generator=generator)
-    timesteps = torch.randint(0, num_timesteps, (len(chosen),), generator=generator)
+    timesteps = torch.randint(0, num_timesteps, (len(index),), generator=generator)
     return _Batch(index, latents, noise, timesteps)
 
 
@@ -516,7 +572,7 @@ def _sample(
     return path
 
 
-def _log_summary(
+def log_summary(
     cfg: RunConfig,
     dataset: Dataset,
     accelerator: Accelerator,
@@ -549,7 +605,7 @@ def _log_summary(
 
 
 @contextlib.contextmanager
-def _memory_errors(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
+def memory_errors(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
     """Turn out-of-memory errors into one line naming the flag to lower."""
     try:
         yield
