@@ -59,8 +59,10 @@ def test_a_version_outside_the_range_is_one_line_naming_the_fix(
 ) -> None:
     pytest.importorskip("torch", reason="the train extra is not installed")
     shadow = fake_distribution(tmp_path / "site", "transformers", "4.0.0")
+    lora = tmp_path / "x.safetensors"  # there, so that the stack is what is wrong
+    lora.write_bytes(b"")
 
-    result = faceset(*args, path=shadow)
+    result = faceset(*[str(lora) if a == "x.safetensors" else a for a in args], path=shadow)
 
     assert result.returncode == 1
     lines = result.stderr.splitlines()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,8 +87,15 @@ def test_broken_braces_are_a_config_error() -> None:
         template_fields("{trigger} {class")
 
 
-def test_bad_template_in_settings_is_a_config_error_naming_setting_and_placeholder() -> None:
+def test_bad_template_in_settings_is_a_config_error_naming_setting_and_placeholder(
+    tmp_path: Path,
+) -> None:
+    toml = tmp_path / "faceset.toml"
+    toml.write_text('[export]\ncaption_template = "{trigger}, {weather}"\n')
+
     with pytest.raises(ConfigError, match=r"export\.caption_template.*\{weather\}"):
+        config.load(toml, {}, environ={})
+    with pytest.raises(ConfigError, match=r"^--caption-template: .*\{weather\}"):
         config.load(None, {"export": {"caption_template": "{trigger}, {weather}"}}, environ={})
 
 

@@ -552,7 +552,8 @@ def test_trigger_that_splits_into_clip_tokens_is_a_warning(faces: FaceFolder) ->
 
 
 def test_trigger_with_a_comma_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"export\.trigger"):
+    # Given as --trigger: the message names the flag.
+    with pytest.raises(ConfigError, match=r"^--trigger: "):
         config.load(None, {"export": {"trigger": "ohwx, man"}}, environ={})
 
 
