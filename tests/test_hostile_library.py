@@ -655,12 +655,16 @@ def test_a_jpeg_whose_header_claims_900_megapixels_is_too_large_before_decoding(
     data[sof + 5 : sof + 9] = struct.pack(">HH", 30000, 30000)  # height, width: 2.7 GB of RGB
     photo.write_bytes(bytes(data))
     out, peak = tmp_path / "out", tmp_path / "peak-kib"
-    # In a process of its own that records its own peak memory as it exits.
+    # In a process of its own that records its own peak memory as it exits: VmHWM, the high
+    # water mark of this process's memory (getrusage's ru_maxrss would carry over the parent's
+    # peak through fork and exec: the whole test session's).
     wrapper = (
-        "import atexit, resource, runpy, sys\n"
+        "import atexit, re, runpy, sys\n"
         "peak = sys.argv.pop(1)\n"
-        "atexit.register(lambda: open(peak, 'w').write("
-        "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
+        "def record():\n"
+        "    status = open('/proc/self/status').read()\n"
+        "    open(peak, 'w').write(re.search(r'VmHWM:\\s+(\\d+)', status).group(1))\n"
+        "atexit.register(record)\n"
         "runpy.run_module('faceset', run_name='__main__')"
     )
 
