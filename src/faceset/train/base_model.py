@@ -23,6 +23,7 @@ from diffusers import (
 )
 from safetensors import safe_open
 
+from faceset.train import detect
 from faceset.train.config import Family
 from faceset.train.errors import BaseModelError
 
@@ -152,15 +153,7 @@ def _family_of_checkpoint(path: Path) -> str | None:
             keys = list(f.keys())
     except Exception as e:  # safetensors raises its own error type for a file it cannot parse
         raise BaseModelError(f"cannot load base model {path}: {_reason(e)}") from e
-    if any(k.startswith("conditioner.embedders.1.") for k in keys):
-        return "sdxl"
-    if any(k.startswith("cond_stage_model.model.") for k in keys):
-        return "Stable Diffusion 2.x"
-    if any(k.startswith("cond_stage_model.transformer.") for k in keys):
-        return "sd15"
-    if any(k.startswith("lora_") for k in keys):
-        return "a LoRA, not a base model"
-    return None
+    return detect.family_of_keys(keys)
 
 
 def _family_of_unet(unet: UNet2DConditionModel) -> str:

@@ -32,7 +32,7 @@ def family_of(base: str) -> str | None:
         if path.suffix != ".safetensors":
             return None
         try:
-            return _of_keys(safetensors_keys(path))
+            return family_of_keys(safetensors_keys(path))
         except FacesetError:
             return None  # unreadable: loading it says why, in its own words
     cached = _cached_index(base)
@@ -106,7 +106,9 @@ def _of_folder_config(path: Path) -> str | None:
     return transformers.get(class_name)
 
 
-def _of_keys(keys: list[str]) -> str | None:
+def family_of_keys(keys: list[str]) -> str | None:
+    """Return the family a checkpoint's key names say (SD ones included), a description of
+    what else it is, or None."""
     names = set(keys)
     if any(
         k.startswith(("lora_", "transformer.", "diffusion_model.")) and "lora" in k for k in names
