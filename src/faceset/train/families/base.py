@@ -122,3 +122,10 @@ def _moved(value: Any, device: torch.device | str) -> Any:
     if isinstance(value, list | tuple):
         return [_moved(v, device) for v in value]
     return value
+
+
+def shift_and_scale(pipe: Any, sample: torch.Tensor) -> torch.Tensor:
+    """Normalise an ``AutoencoderKL`` latent as FLUX.1 and Z-Image take it: (z - shift) * scale."""
+    config = pipe.vae.config
+    shifted: torch.Tensor = (sample - config.shift_factor) * config.scaling_factor
+    return shifted

@@ -14,7 +14,7 @@ import torch
 from diffusers import FluxPipeline
 
 from faceset.train.families import FamilyInfo
-from faceset.train.families.base import Conditioning, FlowFamily
+from faceset.train.families.base import Conditioning, FlowFamily, shift_and_scale
 
 TRAINING_GUIDANCE = 1.0
 
@@ -33,9 +33,7 @@ class Flux1(FlowFamily):
         return {"prompt_embeds": embeds.cpu(), "pooled_prompt_embeds": pooled.cpu()}
 
     def to_latent(self, pipe: Any, sample: torch.Tensor) -> torch.Tensor:
-        config = pipe.vae.config
-        shifted: torch.Tensor = (sample - config.shift_factor) * config.scaling_factor
-        return shifted
+        return shift_and_scale(pipe, sample)
 
     def predict(
         self,

@@ -15,7 +15,7 @@ import torch
 from diffusers import ZImagePipeline
 
 from faceset.train.families import FamilyInfo
-from faceset.train.families.base import Conditioning, FlowFamily
+from faceset.train.families.base import Conditioning, FlowFamily, shift_and_scale
 
 
 class ZImage(FlowFamily):
@@ -27,9 +27,7 @@ class ZImage(FlowFamily):
         return {"prompt_embeds": [e.cpu() for e in embeds]}
 
     def to_latent(self, pipe: Any, sample: torch.Tensor) -> torch.Tensor:
-        config = pipe.vae.config
-        shifted: torch.Tensor = (sample - config.shift_factor) * config.scaling_factor
-        return shifted
+        return shift_and_scale(pipe, sample)
 
     def predict(
         self,
