@@ -139,3 +139,37 @@ def test_cuda_only_choices_are_refused_in_one_line_on_the_cpu(dit_bases, make_da
     assert (offload.exit_code, offload.stderr) == (
         1, "error: --offload block needs a GPU to offload to; leave it out on the CPU\n"
     )  # fmt: skip
+
+
+def test_fsdp_across_gpus_holds_qwen_image_in_16_gib_cards_less_lossily() -> None:
+    size = memory.SIZES["qwen-image"]
+
+    def on(shards: int) -> memory.MemoryPlan:
+        return memory.plan(
+            size, 16, resolution=1024, rank=32, cuda=True, bitsandbytes=True, shards=shards
+        )
+
+    alone, two, four = on(1), on(2), on(4)
+
+    # One 16 GB card needs NF4; sharded, each card holds its share in fp8 (2) or bf16 (4).
+    assert alone.quantize == "nf4"
+    assert (two.quantize, two.offload, two.fits) == ("fp8", "none", True)
+    assert (four.quantize, four.offload, four.fits) == ("none", "none", True)
+    assert "sharded 4 ways (FSDP)" in four.describe()
+    # Sharding divides the weights: 2 cards hold far less of the 20B model than one card.
+    bf16_alone = memory.predict(size, quantize="none", offload="none", text_encoder="cpu",
+                                gradient_checkpointing=True, optimizer="adamw",
+                                resolution=1024, rank=32)  # fmt: skip
+    bf16_two = memory.predict(size, quantize="none", offload="none", text_encoder="cpu",
+                              gradient_checkpointing=True, optimizer="adamw",
+                              resolution=1024, rank=32, shards=2)  # fmt: skip
+    assert bf16_alone[1] - bf16_two[1] > 15  # GiB: about half of 38 GiB of weights
+
+
+def test_fsdp_never_plans_what_it_cannot_shard() -> None:
+    for gib in (8, 12, 16, 24):
+        found = memory.plan(
+            memory.SIZES["flux1"], gib, resolution=1024, rank=32, cuda=True, bitsandbytes=True,
+            shards=2,
+        )  # fmt: skip
+        assert (found.quantize, found.offload) in {("none", "none"), ("fp8", "none")}

@@ -6,6 +6,7 @@ Only this module imports Rich for training; torch and diffusers load when the co
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,7 +150,15 @@ def train(
         float | None, _opt("Text-encoder learning rate (default: 5e-5).", "--text-encoder-lr")
     ] = None,
     batch_size: Annotated[
-        int | None, _opt("Images per step per GPU (default: 1).", "--batch-size")
+        int | None, _opt("Images per micro-batch per GPU (default: 1).", "--batch-size")
+    ] = None,
+    gradient_accumulation: Annotated[
+        int | None,
+        _opt(
+            "Micro-batches summed into one step: a step sees batch size x GPUs x this many"
+            " images (default: 1).",
+            "--gradient-accumulation",
+        ),
     ] = None,
     resolution: Annotated[
         int | None,
@@ -210,6 +219,14 @@ def train(
             "--offload",
         ),
     ] = None,
+    fsdp: Annotated[
+        bool | None,
+        _opt(
+            "Shard the transformer across the GPUs accelerate launched (FSDP), for a model"
+            " that does not fit one (default: off).",
+            "--fsdp",
+        ),
+    ] = None,
     save_every: Annotated[
         int | None, _opt("Checkpoint every N steps (default: 250).", "--save-every")
     ] = None,
@@ -266,6 +283,7 @@ def train(
         "train_text_encoder": train_text_encoder,
         "text_encoder_lr": text_encoder_lr,
         "batch_size": batch_size,
+        "gradient_accumulation": gradient_accumulation,
         "resolution": resolution,
         "seed": seed,
         "reg": reg.resolve() if reg else None,
@@ -277,6 +295,7 @@ def train(
         "vram": vram.value if vram else None,
         "quantize": quantize.value if quantize else None,
         "offload": offload.value if offload else None,
+        "fsdp": fsdp,
         "save_every": save_every,
         "sample_every": sample_every,
         "sample_prompts": tuple(sample_prompt) if sample_prompt else None,
@@ -308,6 +327,11 @@ def _quiet_libraries(verbose: bool) -> None:
 
     Their tqdm bars ("Loading pipeline components...") would interleave with ours on stderr.
     """
+    if not verbose:
+        # diffusers and peft import torchao, which reports its optional CUDA kernels missing
+        # and trips torch's pytree deprecation notice: nothing a user can act on.
+        for name in ("torchao", "torch.utils._pytree"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 

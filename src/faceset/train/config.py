@@ -52,6 +52,12 @@ RESUMABLE_CHANGES = frozenset(
         "vram",
         "quantize",
         "offload",
+        "fsdp",
+        # The images per optimiser step may be split another way, not changed: checked
+        # against the checkpoint's processes by train/loop.py's checkpoint_to_resume.
+        "batch_size",
+        "gradient_accumulation",
+        "processes",
         "name",
         "out",
     }
@@ -116,7 +122,13 @@ class TrainConfig(BaseModel):
     text_encoder_lr: float = Field(5e-5, gt=0)
     """Text-encoder learning rate when it is trained (1e-5 to 5e-5 is usual)."""
     batch_size: int = Field(1, ge=1)
-    """Images per step on each device."""
+    """Images per micro-batch on each device; one optimiser step sees batch_size x devices x
+    gradient_accumulation images."""
+    gradient_accumulation: int = Field(1, ge=1)
+    """Micro-batches whose gradients are summed into one optimiser step: the larger batch of
+    several GPUs, on one."""
+    processes: int = Field(1, ge=1)
+    """Processes (GPUs) the run is launched on: set by the run, not by the user."""
     resolution: int | None = None
     """Side of the square training images in pixels; None: dataset.toml's, else 512 for SD 1.5
     and 1024 for SDXL."""
@@ -145,6 +157,10 @@ class TrainConfig(BaseModel):
     offload: Offload | None = None
     """block: keep the transformer's blocks on the CPU and bring each to the GPU as it runs;
     None: the memory plan's choice."""
+    fsdp: bool = False
+    """Shard the frozen transformer, the adapter and its optimiser state across the launched
+    processes (PyTorch FSDP2), block by block, for a model that does not fit one GPU; the
+    transformer families only. Also on when accelerate is launched with --use_fsdp."""
 
     # --- checkpoints and samples -----------------------------------------------------------
     save_every: int = Field(250, ge=1)
@@ -176,6 +192,10 @@ class TrainConfig(BaseModel):
         if v is not None and (not v or "/" in v or "\\" in v or v.startswith(".")):
             raise ValueError("must be a plain file name")
         return v
+
+    @property
+    def images_per_step(self) -> int:
+        return self.batch_size * self.processes * self.gradient_accumulation
 
     def to_json(self) -> str:
         """Return the config as indented JSON, paths as strings."""

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from diffusers.optimization import get_scheduler
+from accelerate.utils import DistributedType
 from diffusers.training_utils import cast_training_params, compute_density_for_timestep_sampling
 from peft import LoKrConfig, LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
@@ -43,19 +43,23 @@ from faceset.train import (
     memory,
     quantization,
     samples,
+    sharding,
 )
 from faceset.train.adapters import add_lora
 from faceset.train.cache import load_example
 from faceset.train.config import RunConfig
 from faceset.train.dataset import Dataset
-from faceset.train.errors import BaseModelError
+from faceset.train.errors import BaseModelError, ConfigError
 from faceset.train.families.base import Conditioning, FlowFamily, to_device
 from faceset.train.loop import (
     batch_indices,
+    batch_positions,
     log_summary,
     make_optimizer,
     masked_mse,
-    step_generator,
+    optimiser_step,
+    sample_generators,
+    schedule,
     trainable,
 )
 from faceset.train.report import OnStep, Step, TrainResult
@@ -126,6 +130,7 @@ class Run:
         self.family = families.flow_family(cfg.family)
         self.device = accelerator.device
         self.requested_checkpointing = requested_checkpointing
+        self.sharded = sharded(cfg, accelerator)
 
     def train(self, on_step: OnStep) -> TrainResult:
         cfg, accelerator, device = self.cfg, self.accelerator, self.device
@@ -156,7 +161,8 @@ class Run:
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
-        # 3. The adapter, on the transformer held as planned.
+        # 3. The adapter, on the transformer held as planned; a resumed run's adapter weights
+        # go in before sharding, whole.
         if held.quantize == "nf4":
             pipe.transformer = quantization.nf4_transformer(cfg.base, pipe.transformer)
         transformer = pipe.transformer
@@ -164,27 +170,30 @@ class Run:
             transformer, self.family, held, device, self.dtype,
             network=cfg.network, rank=cfg.rank, alpha=cfg.alpha,
         )  # fmt: skip
+        if self.checkpoint is not None:
+            set_peft_model_state_dict(transformer, self.checkpoint.lora[COMPONENT])
+        if self.sharded:
+            sharding.shard(transformer)
 
         # 4. Optimiser, schedule, accelerate, resume.
         optimizer, optimizer_name = make_optimizer(
             cfg, [{"params": trainable(transformer), "lr": cfg.lr}]
         )
-        lr_scheduler = get_scheduler(
-            cfg.lr_scheduler,
-            optimizer=optimizer,
-            num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
-            num_training_steps=cfg.steps * accelerator.num_processes,
-        )
-        # An offloaded transformer moves block by block: accelerate must not move it whole.
-        model, optimizer, lr_scheduler = accelerator.prepare(
-            transformer, optimizer, lr_scheduler,
-            device_placement=[held.offload == "none", True, True],
-        )  # fmt: skip
+        lr_scheduler = schedule(cfg, optimizer)
+        if self.sharded:  # FSDP averages the gradients itself: no DDP wrapper
+            model = transformer
+        else:
+            # An offloaded transformer moves block by block: accelerate must not move it whole.
+            model, optimizer = accelerator.prepare(
+                transformer, optimizer, device_placement=[held.offload == "none", True]
+            )
         params = trainable(transformer)
         start = 0
         if self.checkpoint is not None:
-            set_peft_model_state_dict(transformer, self.checkpoint.lora[COMPONENT])
-            optimizer.load_state_dict(self.checkpoint.optimizer)
+            if self.sharded:
+                sharding.load_optimizer_state(transformer, optimizer, self.checkpoint.optimizer)
+            else:
+                optimizer.load_state_dict(self.checkpoint.optimizer)
             lr_scheduler.load_state_dict(self.checkpoint.lr_scheduler)
             start = self.checkpoint.step
             log.info("resuming from %s at step %d", self.checkpoint.path, start)
@@ -192,6 +201,10 @@ class Run:
         log_summary(cfg, self.dataset, accelerator, optimizer_name, len(items))
         log.info("%s: LoRA on %s", self.family.info.label, ", ".join(self.family.lora_targets))
         log.info("memory: %s", held.describe())
+        if self.sharded:
+            log.info(
+                "FSDP: the transformer is sharded across %d processes", accelerator.num_processes
+            )
         if not held.fits:
             log.warning(
                 "the predicted peak %.1f GiB exceeds --vram %g: expect running out of memory;"
@@ -211,30 +224,35 @@ class Run:
         sigmas_table = copy.deepcopy(pipe.scheduler).sigmas
         model.train()
         for step in range(start + 1, cfg.steps + 1):
-            loss = self._loss(pipe, model, cache, items, step, sigmas_table)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
-            lr_scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            result.losses.append(loss.item())
+
+            def micro_loss(micro: int, step: int = step) -> torch.Tensor:
+                return self._loss(pipe, model, cache, items, step, micro, sigmas_table)
+
+            result.losses.append(
+                optimiser_step(
+                    accelerator, [model], micro_loss, cfg, params, optimizer, lr_scheduler
+                )
+            )
             if accelerator.is_main_process:
                 on_step(Step(step, cfg.steps, result.losses[-1], lr_scheduler.get_last_lr()[0]))
             if step % cfg.save_every == 0 or step == cfg.steps:
-                if accelerator.is_main_process:
-                    result.checkpoints.append(
-                        self._checkpoint(transformer, optimizer, lr_scheduler, step)
-                    )
+                saved = self._checkpoint(transformer, optimizer, lr_scheduler, step)
+                if saved is not None:
+                    result.checkpoints.append(saved)
                 accelerator.wait_for_everyone()
             if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.steps):
-                if accelerator.is_main_process:
-                    result.samples.append(self._sample(pipe, cache, step))
+                # A sharded transformer runs on every process at once; only the first saves.
+                if accelerator.is_main_process or self.sharded:
+                    sheet = self._sample(pipe, cache, step)
+                    if sheet is not None:
+                        result.samples.append(sheet)
                 accelerator.wait_for_everyone()
 
         # 6. The LoRA file.
         accelerator.wait_for_everyone()
+        state = self._lora_state(transformer)
         if accelerator.is_main_process:
-            self._write(result.lora, get_peft_model_state_dict(transformer), cfg.steps)
+            self._write(result.lora, state, cfg.steps)
             log.info("wrote %s", result.lora)
         return result
 
@@ -252,6 +270,7 @@ class Run:
             cuda=cuda,
             bitsandbytes=importlib.util.find_spec("bitsandbytes") is not None,
             batch_size=cfg.batch_size,
+            shards=self.accelerator.num_processes if self.sharded else 1,
             overrides=memory.Overrides(
                 quantize=cfg.quantize,
                 offload=cfg.offload,
@@ -260,6 +279,8 @@ class Run:
             ),
         )
         quantization.check_available(found, cuda)
+        if self.sharded:
+            sharding_refusal(found, self.dtype)
         return found
 
     def _cache(self, pipe: Any, text_device: torch.device | None) -> FlowCache:
@@ -314,24 +335,32 @@ class Run:
         cache: FlowCache,
         items: list[int],
         step: int,
+        micro: int,
         sigmas_table: torch.Tensor,
     ) -> torch.Tensor:
         cfg, device, dtype = self.cfg, self.device, self.dtype
-        index = batch_indices(items, cfg, step, self.accelerator)
-        generator = step_generator(cfg.seed, step, self.accelerator.process_index, "noise")
+        positions = batch_positions(cfg, step, micro, self.accelerator)
+        index = batch_indices(items, cfg, positions)
+        generators = sample_generators(cfg, step, positions)
         mean, std = cache.latent_mean[index], cache.latent_std[index]
-        sample = mean + std * torch.randn(mean.shape, generator=generator)
+        sample = mean + std * torch.stack(
+            [torch.randn(mean.shape[1:], generator=g) for g in generators]
+        )
         x0 = self.family.to_latent(pipe, sample).to(device)
-        noise = torch.randn(x0.shape, generator=generator).to(device)
+        noise = torch.stack([torch.randn(x0.shape[1:], generator=g) for g in generators])
+        noise = noise.to(device)
         # Uniform over the scheduler's training sigmas, as the example scripts' default
         # (--weighting_scheme none); Z-Image Turbo's table is shifted, the others' is not.
-        u = compute_density_for_timestep_sampling("none", len(index), generator=generator)
+        u = torch.cat(
+            [compute_density_for_timestep_sampling("none", 1, generator=g) for g in generators]
+        )
         sigmas = sigmas_table[(u * len(sigmas_table)).long().clamp(max=len(sigmas_table) - 1)]
         sigmas = sigmas.to(device)
         view = sigmas.view(-1, *([1] * (x0.dim() - 1)))
         noisy = (1 - view) * x0 + view * noise
         conditioning = [cache.text[cache.captions[int(i)]] for i in index]
-        prediction = self.family.predict(pipe, model, noisy.to(dtype), sigmas, conditioning)
+        with self.accelerator.autocast():  # a sharded model is not wrapped by accelerate
+            prediction = self.family.predict(pipe, model, noisy.to(dtype), sigmas, conditioning)
         target = noise - x0
         weights = None if cache.weights is None else cache.weights[index].to(device)
         return masked_mse(
@@ -352,15 +381,29 @@ class Run:
         )
         kohya_format.save(path, dit_format.to_file(state, cfg.rank, cfg.alpha), meta)
 
-    def _checkpoint(self, transformer: Any, optimizer: Any, lr_scheduler: Any, step: int) -> Path:
+    def _lora_state(self, transformer: Any) -> dict[str, torch.Tensor]:
+        """The adapter's weights, whole (gathered from every process when sharded)."""
+        return sharding.whole(get_peft_model_state_dict(transformer))
+
+    def _checkpoint(
+        self, transformer: Any, optimizer: Any, lr_scheduler: Any, step: int
+    ) -> Path | None:
+        """Write checkpoint ``step`` (on the first process; None on the others)."""
         cfg = self.cfg
-        state = get_peft_model_state_dict(transformer)
+        state = self._lora_state(transformer)
+        optimizer_state = (
+            sharding.optimizer_state(transformer, optimizer)
+            if self.sharded
+            else optimizer.state_dict()
+        )
+        if not self.accelerator.is_main_process:
+            return None
         folder = checkpoints.save(
             cfg.out,
             step,
             cfg,
             {COMPONENT: state},
-            optimizer.state_dict(),
+            optimizer_state,
             lr_scheduler.state_dict(),
             self.started,
             also=lambda tmp: self._write(
@@ -370,7 +413,8 @@ class Run:
         log.info("checkpoint %s", folder)
         return folder
 
-    def _sample(self, pipe: Any, cache: FlowCache, step: int) -> Path:
+    def _sample(self, pipe: Any, cache: FlowCache, step: int) -> Path | None:
+        """Draw the sample sheet of ``step``; its path on the first process, else None."""
         cfg, device = self.cfg, self.device
         pipe.vae.to(device)
         pipe.transformer.eval()
@@ -394,11 +438,38 @@ class Run:
         finally:
             pipe.transformer.train()
             pipe.vae.to("cpu")
+        if not self.accelerator.is_main_process:
+            return None
         path = samples.sheet_path(cfg.out, step)
         path.parent.mkdir(parents=True, exist_ok=True)
         samples.contact_sheet(images).save(path)
         log.info("samples %s", path)
         return path
+
+
+def sharded(cfg: RunConfig, accelerator: Accelerator) -> bool:
+    """Whether this run shards the transformer: --fsdp or accelerate's --use_fsdp, with more
+    than one process (one process has nothing to share with)."""
+    wanted = cfg.fsdp or bool(accelerator.distributed_type == DistributedType.FSDP)
+    if wanted and accelerator.num_processes == 1:
+        log.info("FSDP: one process, nothing to shard; training as on one GPU")
+    return wanted and accelerator.num_processes > 1
+
+
+def sharding_refusal(held: memory.MemoryPlan, dtype: torch.dtype) -> None:
+    """Raise ConfigError for what FSDP cannot shard: int8 and NF4 weights (tensor subclasses
+    and packed bytes), block offloading (FSDP already brings one block at a time), fp16."""
+    if held.quantize in ("int8", "nf4"):
+        raise ConfigError(
+            f"--fsdp shards bf16 or fp8 weights, not {held.quantize}: pass --quantize fp8 or"
+            " none, or drop --fsdp to train quantised on each GPU"
+        )
+    if held.offload != "none":
+        raise ConfigError("--fsdp gathers one block at a time already: drop --offload block")
+    if dtype == torch.float16:
+        raise ConfigError(
+            "--fsdp trains in bf16 or fp32, and this GPU computes in fp16: pass --precision no"
+        )
 
 
 def hold_and_adapt(

@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
+from accelerate.utils import DistributedType
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import cast_training_params
 from diffusers.utils import convert_state_dict_to_diffusers
@@ -70,6 +72,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, on_step: OnStep = ignore_st
     """
     accelerator = Accelerator(mixed_precision=precision_for(cfg.precision))
     try:
+        check_launch(accelerator)
         with memory_errors(cfg, accelerator.device):
             return _train(cfg, resume, on_step, accelerator)
     finally:
@@ -93,6 +96,7 @@ def _train(
 
     # 2. Resolved settings and the output folder.
     cfg = resolve(requested, dataset, device, accelerator.mixed_precision)
+    cfg = cfg.model_copy(update={"processes": accelerator.num_processes})
     out = cfg.out
     checkpoint = checkpoint_to_resume(cfg, out) if resume else None
     if checkpoint is None and checkpoints.latest(out) is not None:
@@ -105,6 +109,11 @@ def _train(
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_FILE).write_text(cfg.to_json(), encoding="utf-8")
     weight_dtype = DTYPES[accelerator.mixed_precision]
+    if cfg.family in families.SD_FAMILIES and accelerator.distributed_type == DistributedType.FSDP:
+        raise ConfigError(
+            f"accelerate --use_fsdp shards the transformer families; {cfg.family} fits one GPU:"
+            " launch with --multi_gpu instead"
+        )
     if cfg.family in families.FLOW_FAMILIES:
         # The transformers share one flow-matching loop; the rest of this function is SD's.
         from faceset.train import flow
@@ -168,17 +177,11 @@ def _train(
         if name != "unet":
             groups.append({"params": trainable(module), "lr": cfg.text_encoder_lr})
     optimizer, optimizer_name = make_optimizer(cfg, groups)
-    lr_scheduler = get_scheduler(
-        cfg.lr_scheduler,
-        optimizer=optimizer,
-        # accelerate steps a prepared scheduler once per process (diffusers' scripts do the same).
-        num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
-        num_training_steps=cfg.steps * accelerator.num_processes,
-    )
+    lr_scheduler = schedule(cfg, optimizer)
     names = list(trained)
-    prepared = accelerator.prepare(*trained.values(), optimizer, lr_scheduler)
+    prepared = accelerator.prepare(*trained.values(), optimizer)
     models = dict(zip(names, prepared[: len(names)], strict=True))
-    optimizer, lr_scheduler = prepared[len(names) :]
+    optimizer = prepared[len(names)]
     params = [p for group in groups for p in group["params"]]
 
     # 6. Resume.
@@ -208,14 +211,16 @@ def _train(
     for model in models.values():
         model.train()
     for step in range(start + 1, cfg.steps + 1):
-        batch = _batch(cache, items, cfg, step, accelerator, timesteps)
-        loss = _loss(base, models, cache, batch, cfg, device, weight_dtype)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-        optimizer.step()
-        lr_scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        result.losses.append(loss.item())
+
+        def micro_loss(micro: int, step: int = step) -> torch.Tensor:
+            positions = batch_positions(cfg, step, micro, accelerator)
+            batch = _batch(cache, items, cfg, positions, step, timesteps)
+            return _loss(base, models, cache, batch, cfg, device, weight_dtype)
+
+        loss = optimiser_step(
+            accelerator, list(models.values()), micro_loss, cfg, params, optimizer, lr_scheduler
+        )
+        result.losses.append(loss)
         if accelerator.is_main_process:
             on_step(Step(step, cfg.steps, result.losses[-1], lr_scheduler.get_last_lr()[0]))
         if step % cfg.save_every == 0 or step == cfg.steps:
@@ -267,6 +272,11 @@ def resolve(cfg: TrainConfig, dataset: Dataset, device: torch.device, precision:
     ):
         raise ConfigError(
             f"--quantize and --offload apply to the transformer families, not {recipe.label}"
+        )
+    if cfg.fsdp and family in families.SD_FAMILIES:
+        raise ConfigError(
+            f"--fsdp shards the transformer families; {recipe.label} fits one GPU: drop --fsdp"
+            " and launch the same command for data parallel training"
         )
     if cfg.train_text_encoder and family not in families.SD_FAMILIES:
         raise ConfigError(f"--train-text-encoder: {recipe.label} LoRAs train the transformer only")
@@ -320,6 +330,14 @@ def checkpoint_to_resume(cfg: RunConfig, out: Path) -> checkpoints.Checkpoint:
             raise ConfigError(
                 f"cannot resume {out} with {key}={now[key]!r}: its checkpoints used {saved[key]!r}"
             )
+    before = checkpoint.config
+    if before.images_per_step != cfg.images_per_step:
+        raise ConfigError(
+            f"cannot resume {out} at {cfg.images_per_step} images per step: its checkpoints"
+            f" took {before.images_per_step} ({before.batch_size} x {before.processes}"
+            f" process(es) x {before.gradient_accumulation}); keep --batch-size x processes x"
+            " --gradient-accumulation the same"
+        )
     if checkpoint.step > cfg.steps:
         raise ConfigError(
             f"cannot resume {out} for {cfg.steps} steps: it is already at step {checkpoint.step}"
@@ -329,6 +347,20 @@ def checkpoint_to_resume(cfg: RunConfig, out: Path) -> checkpoints.Checkpoint:
 
 def trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in module.parameters() if p.requires_grad]
+
+
+def schedule(cfg: RunConfig, optimizer: torch.optim.Optimizer) -> Any:
+    """Return the learning-rate schedule, stepped once per optimiser step.
+
+    It is not handed to accelerate, which would step it once per process (as the diffusers
+    scripts compensate by scaling its lengths): kept out, its state in a checkpoint is the
+    same on one GPU or several, so a run can resume on another number of them."""
+    return get_scheduler(
+        cfg.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=cfg.lr_warmup_steps,
+        num_training_steps=cfg.steps,
+    )
 
 
 def make_optimizer(
@@ -367,38 +399,95 @@ def step_generator(seed: int, step: int, rank: int, purpose: str) -> torch.Gener
     return torch.Generator("cpu").manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def batch_indices(
-    items: list[int], cfg: RunConfig, step: int, accelerator: Accelerator
-) -> torch.Tensor:
-    """Return the cache indices of this process's share of global batch ``step`` (1-based):
-    each epoch is a permutation of ``items`` drawn from (seed, epoch) alone."""
+def batch_positions(cfg: RunConfig, step: int, micro: int, accelerator: Accelerator) -> range:
+    """Return the global positions (in the endless stream of shuffled epochs) of this
+    process's share of micro-batch ``micro`` of optimiser step ``step`` (1-based).
+
+    One optimiser step covers ``batch_size`` x processes x ``gradient_accumulation``
+    positions; how they are split between processes and micro-batches changes nothing but
+    the order of a sum, so 2 GPUs at --batch-size 1 train what one GPU does at
+    --batch-size 2, or at --batch-size 1 --gradient-accumulation 2."""
+    processes = accelerator.num_processes
+    per_step = cfg.batch_size * processes * cfg.gradient_accumulation
+    first = (step - 1) * per_step + (micro * processes + accelerator.process_index) * cfg.batch_size
+    return range(first, first + cfg.batch_size)
+
+
+def batch_indices(items: list[int], cfg: RunConfig, positions: range) -> torch.Tensor:
+    """Return the cache indices at ``positions``: each epoch is a permutation of ``items``
+    drawn from (seed, epoch) alone."""
     per_epoch = len(items)
-    first = (step - 1) * cfg.batch_size * accelerator.num_processes
-    first += accelerator.process_index * cfg.batch_size
     chosen = []
-    for position in range(first, first + cfg.batch_size):
+    for position in positions:
         epoch, offset = divmod(position, per_epoch)
         order = torch.randperm(per_epoch, generator=step_generator(cfg.seed, epoch, 0, "epoch"))
         chosen.append(items[int(order[offset])])
     return torch.tensor(chosen)
 
 
+def sample_generators(cfg: RunConfig, step: int, positions: range) -> list[torch.Generator]:
+    """Return one generator per sample for its noise and timestep, keyed by its global
+    position: the draws do not depend on which process or micro-batch the sample lands in."""
+    return [step_generator(cfg.seed, step, position, "noise") for position in positions]
+
+
 def _batch(
     cache: Cache,
     items: list[int],
     cfg: RunConfig,
+    positions: range,
     step: int,
-    accelerator: Accelerator,
     num_timesteps: int,
 ) -> _Batch:
-    """Return this process's share of global batch ``step`` (1-based)."""
-    index = batch_indices(items, cfg, step, accelerator)
-    generator = step_generator(cfg.seed, step, accelerator.process_index, "noise")
-    mean, std = cache.latent_mean[index], cache.latent_std[index]
-    latents = mean + std * torch.randn(mean.shape, generator=generator)
-    noise = torch.randn(mean.shape, generator=generator)
-    timesteps = torch.randint(0, num_timesteps, (len(index),), generator=generator)
-    return _Batch(index, latents, noise, timesteps)
+    """Return the draw for the samples at ``positions`` of step ``step``."""
+    index = batch_indices(items, cfg, positions)
+    latents, noise, timesteps = [], [], []
+    for i, generator in zip(index, sample_generators(cfg, step, positions), strict=True):
+        mean, std = cache.latent_mean[i], cache.latent_std[i]
+        latents.append(mean + std * torch.randn(mean.shape, generator=generator))
+        noise.append(torch.randn(mean.shape, generator=generator))
+        timesteps.append(torch.randint(0, num_timesteps, (1,), generator=generator))
+    return _Batch(index, torch.stack(latents), torch.stack(noise), torch.cat(timesteps))
+
+
+def optimiser_step(
+    accelerator: Accelerator,
+    models: Sequence[torch.nn.Module],
+    micro_loss: Callable[[int], torch.Tensor],
+    cfg: RunConfig,
+    params: list[torch.nn.Parameter],
+    optimizer: Any,
+    lr_scheduler: Any,
+) -> float:
+    """Run one optimiser step over ``cfg.gradient_accumulation`` micro-batches (``micro_loss``
+    gives each one's loss) and return the loss averaged over every micro-batch of every
+    process, so that the reported curve does not depend on the number of GPUs either."""
+    accumulation = cfg.gradient_accumulation
+    total = torch.zeros((), device=accelerator.device)
+    for micro in range(accumulation):
+        with contextlib.ExitStack() as no_sync:
+            if micro < accumulation - 1:  # gradients are averaged across GPUs once, at the end
+                for model in models:
+                    no_sync.enter_context(accelerator.no_sync(model))
+            loss = micro_loss(micro)
+            accelerator.backward(loss / accumulation)
+        total += loss.detach()
+    accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+    optimizer.step()
+    lr_scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(accelerator.reduce(total / accumulation, "mean"))
+
+
+def check_launch(accelerator: Accelerator) -> None:
+    """Refuse a launch of several processes that accelerate runs as independent copies: they
+    would each train the whole run and overwrite each other's files."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and accelerator.num_processes == 1:
+        raise ConfigError(
+            f"{launched} processes were launched but accelerate found no GPU and runs each"
+            " alone: to train on CPUs in several processes, set ACCELERATE_USE_CPU=1"
+        )
 
 
 def _loss(
@@ -581,15 +670,18 @@ def log_summary(
 ) -> None:
     reg = sum(len(c.examples) for c in dataset.reg)
     log.info(
-        "training %r: %d images (%d per epoch with repeats%s), %d steps of %d x %d process(es),"
-        " rank %d alpha %s, lr %g%s, %d px, masked loss %s, %s, %s, on %s",
+        "training %r: %d images (%d per epoch with repeats%s), %d steps of %d images"
+        " (%d x %d process(es)%s), rank %d alpha %s, lr %g%s, %d px, masked loss %s, %s, %s,"
+        " on %s",
         dataset.class_tokens,
         sum(len(c.examples) for c in dataset.train),
         per_epoch,
         f", {reg} regularisation images" if reg else "",
         cfg.steps,
+        cfg.batch_size * accelerator.num_processes * cfg.gradient_accumulation,
         cfg.batch_size,
         accelerator.num_processes,
+        f" x {cfg.gradient_accumulation} micro-batches" if cfg.gradient_accumulation > 1 else "",
         cfg.rank,
         f"{cfg.alpha:g}",
         cfg.lr,

@@ -99,6 +99,8 @@ class MemoryPlan:
     """Predicted peak while latents and embeddings are cached (text encoder and VAE loaded)."""
     training_gib: float
     """Predicted peak while training (the text encoder is gone)."""
+    shards: int = 1
+    """GPUs the transformer is sharded across (FSDP); 1: each holds it whole."""
 
     @property
     def peak_gib(self) -> float:
@@ -112,7 +114,8 @@ class MemoryPlan:
         held = {"none": "bf16", "fp8": "fp8 storage, bf16 compute", "int8": "int8 weight-only",
                 "nf4": "NF4"}[self.quantize]  # fmt: skip
         parts = [
-            f"transformer {held}",
+            f"transformer {held}"
+            + (f" sharded {self.shards} ways (FSDP)" if self.shards > 1 else ""),
             "block offload" if self.offload == "block" else "no offload",
             f"text encoder {'on the CPU' if self.text_encoder == 'cpu' else self.text_encoder}"
             " then freed",
@@ -136,8 +139,10 @@ def predict(
     resolution: int,
     rank: int,
     batch_size: int = 1,
+    shards: int = 1,
 ) -> tuple[float, float]:
-    """Return the predicted (caching, training) peaks in GiB."""
+    """Return the predicted (caching, training) peaks in GiB of each GPU; ``shards``: the
+    processes FSDP splits the transformer, adapter and optimiser state across."""
     te_bytes = {"bf16": 2.0, "int8": 1.0, "cpu": 0.0}[text_encoder]
     caching = size.text_encoder * te_bytes + size.vae * 2 + 0.5 * GIB
     weights = size.transformer * WEIGHT_BYTES[quantize]
@@ -146,6 +151,10 @@ def predict(
         # blocks (embedders, final layer: a few per cent).
         per_block = weights * 0.95 / size.blocks
         weights = weights * 0.05 + 2 * per_block
+    elif shards > 1:
+        # Each process keeps its 1/N, and gathers the block running and the next one whole.
+        per_block = weights * 0.95 / size.blocks
+        weights = weights / shards + 2 * per_block
     tokens = (resolution // size.patch) ** 2 + size.text_tokens
     per_block_activations = batch_size * tokens * size.hidden * ACTIVATION_FACTOR
     if gradient_checkpointing:
@@ -153,7 +162,7 @@ def predict(
         activations = size.blocks * batch_size * tokens * size.hidden * 2 + per_block_activations
     else:
         activations = size.blocks * per_block_activations
-    lora = rank * 2 * size.hidden * TARGETS_PER_BLOCK * size.blocks * LORA_BYTES[optimizer]
+    lora = rank * 2 * size.hidden * TARGETS_PER_BLOCK * size.blocks * LORA_BYTES[optimizer] / shards
     training = weights + activations + lora
     return ((caching / GIB) + CUDA_OVERHEAD_GIB, (training / GIB) + CUDA_OVERHEAD_GIB)
 
@@ -167,12 +176,15 @@ def plan(
     cuda: bool,
     bitsandbytes: bool,
     batch_size: int = 1,
+    shards: int = 1,
     overrides: Overrides = Overrides(),
 ) -> MemoryPlan:
     """Return the least lossy plan whose predicted peak fits ``budget_gib`` (None: no budget;
     everything in bf16, as on the CPU). Where nothing fits, the leanest plan (``fits`` False).
 
     NF4 and the 8-bit optimiser need bitsandbytes on a CUDA GPU; block offloading needs a GPU.
+    ``shards`` > 1 (FSDP across that many GPUs) holds the weights in bf16 or fp8 only: FSDP
+    cannot split int8 or NF4 tensors, and gathers one block at a time in place of offloading.
     """
     optimizer = overrides.optimizer or ("adamw8bit" if cuda and bitsandbytes else "adamw")
     checkpointing = (
@@ -185,6 +197,8 @@ def plan(
         holds.append(("int8", "block"))
         if bitsandbytes:
             holds.append(("nf4", "block"))
+    if shards > 1:
+        holds = [("none", "none"), ("fp8", "none")]
     if budget_gib is None:
         holds = holds[:1]
     if overrides.quantize is not None or overrides.offload is not None:
@@ -204,11 +218,11 @@ def plan(
             caching, training = predict(
                 size, quantize=quantize, offload=offload, text_encoder=text_encoder,
                 gradient_checkpointing=checkpointing, optimizer=optimizer,
-                resolution=resolution, rank=rank, batch_size=batch_size,
+                resolution=resolution, rank=rank, batch_size=batch_size, shards=shards,
             )  # fmt: skip
             candidate = MemoryPlan(
                 budget_gib, quantize, offload, text_encoder, checkpointing, optimizer,
-                round(caching, 2), round(training, 2),
+                round(caching, 2), round(training, 2), shards,
             )  # fmt: skip
             if candidate.fits:
                 return candidate

@@ -1,0 +1,200 @@
+"""Training in several processes, as ``torchrun``/``accelerate launch`` start it on several GPUs:
+data parallel (DDP) and the sharded transformer (FSDP), on the CPU with gloo.
+
+The promise under test is the README's: the same run on one GPU gives the same result. Two
+processes at --batch-size 1 train the LoRA one process trains at --batch-size 2 or at
+--gradient-accumulation 2, to float rounding; a sharded run's checkpoint resumes in one process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip(
+    "torch", reason="the train extra is not installed: pip install -e '.[train]'"
+)
+
+from safetensors.torch import load_file  # noqa: E402
+
+TINY = ("--rank", "4", "--alpha", "2", "--resolution", "64", "--lr", "1e-2")
+# A step of Adam moves every weight by about lr whatever its gradient's size, so two runs
+# that drift apart show it at once; float reordering across processes stays near 1e-6.
+TOLERANCE = 1e-4
+
+
+def train(
+    dataset: Path, out: Path, *args: str | Path, processes: int = 1, cpu_flag: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``faceset train`` as a user launches it: one process, or ``torchrun`` with
+    ``processes`` of them (accelerate needs ACCELERATE_USE_CPU=1 to join CPU processes)."""
+    env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    if cpu_flag:
+        env["ACCELERATE_USE_CPU"] = "1"
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone",
+         f"--nproc_per_node={processes}"]
+        if processes > 1
+        else [sys.executable]
+    )  # fmt: skip
+    command = [*launcher, "-m", "faceset.train", str(dataset), "--out", str(out), *map(str, args)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+
+def lora(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(out / "jane.safetensors"))  # the dataset folder names the file
+
+
+def assert_same_lora(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert worst < TOLERANCE, f"the LoRAs differ by up to {worst:.2e}"
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("family", ["sd15", "flux2-klein"])
+def test_two_processes_train_the_lora_one_process_trains(
+    family: str, sd15_base: Path, dit_bases, make_dataset, tmp_path: Path
+) -> None:
+    base = sd15_base if family == "sd15" else dit_bases(family)
+    dataset = make_dataset(name="jane", images=4, repeats=1)
+    common = ("--base", base, "--for", family, "--steps", "3", "--sample-every", "0", *TINY)
+
+    ok(one_batch := train(dataset, tmp_path / "batch2" / "run", *common, "--batch-size", "2"))
+    ok(train(dataset, tmp_path / "accum2" / "run", *common, "--gradient-accumulation", "2"))
+    ok(train(dataset, tmp_path / "ddp" / "run", *common, processes=2))
+
+    assert "3 steps of 2 images (2 x 1 process(es))" in " ".join(one_batch.stderr.split())
+    saved = json.loads((tmp_path / "ddp" / "run" / "training_config.json").read_text())
+    assert saved["processes"] == 2
+    reference = lora(tmp_path / "batch2" / "run")
+    assert_same_lora(reference, lora(tmp_path / "accum2" / "run"))
+    assert_same_lora(reference, lora(tmp_path / "ddp" / "run"))
+    # It trained: the reference moved away from the zero-initialised lora_B.
+    assert any(
+        v.abs().max() > 1e-3 for k, v in reference.items() if "lora_up" in k or "lora_B" in k
+    )
+
+
+def test_fsdp_trains_what_one_process_trains_and_resumes_in_one(
+    dit_bases, make_dataset, tmp_path: Path
+) -> None:
+    base = dit_bases("flux2-klein")
+    dataset = make_dataset(name="jane", images=4, repeats=1)
+    common = (
+        "--base", base, "--steps", "4", "--save-every", "2", "--quantize", "fp8",
+        "--gradient-checkpointing", "--sample-every", "4", "--sample-steps", "2", *TINY,
+    )  # fmt: skip
+
+    sharded = train(dataset, tmp_path / "fsdp" / "run", *common, "--fsdp", processes=2)
+    ok(sharded)
+    ok(train(dataset, tmp_path / "one" / "run", *common, "--batch-size", "2"))
+
+    log = " ".join(sharded.stderr.split())
+    assert "sharded 2 ways (FSDP)" in log
+    assert "FSDP: the transformer is sharded across 2 processes" in log
+    fsdp_out = tmp_path / "fsdp" / "run"
+    assert_same_lora(lora(tmp_path / "one" / "run"), lora(fsdp_out))
+    assert (fsdp_out / "samples" / "step-000004.png").is_file()
+    # Only the first process writes: one file per checkpoint, none half-written by another.
+    assert sorted(p.name for p in (fsdp_out / "checkpoints").iterdir()) == [
+        "step-000002",
+        "step-000004",
+    ]
+
+    # Its step-2 checkpoint, resumed in one process with the same images per step, ends where
+    # the sharded run ended; with fewer images per step, it is refused in one line.
+    resumed = tmp_path / "resumed" / "run"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copytree(
+        fsdp_out / "checkpoints" / "step-000002", resumed / "checkpoints" / "step-000002"
+    )
+    refused = train(dataset, resumed, "--resume", "--sample-every", "0")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: cannot resume {resumed} at 1 images per step: its checkpoints took 2"
+        " (1 x 2 process(es) x 1); keep --batch-size x processes x --gradient-accumulation"
+        " the same"
+    )
+    ok(train(dataset, resumed, "--resume", "--gradient-accumulation", "2", "--sample-every", "0"))
+    assert_same_lora(lora(fsdp_out), lora(resumed))
+
+
+def test_sharding_keeps_a_share_of_the_weights_in_each_process(dit_bases, tmp_path: Path) -> None:
+    """What FSDP is for: each of 2 processes holds about half the transformer."""
+    script = tmp_path / "shares.py"
+    script.write_text(
+        "import json, sys, torch, torch.distributed as dist\n"
+        "from faceset.train import families, sharding\n"
+        "dist.init_process_group('gloo')\n"
+        "pipe = families.flow_family('flux2-klein').load(sys.argv[1], torch.float32)\n"
+        "t = pipe.transformer.requires_grad_(False)\n"
+        "whole = sum(p.numel() for p in t.parameters())\n"
+        "sharding.shard(t)\n"
+        "local = sum(p.to_local().numel() for p in t.parameters())\n"
+        "print(json.dumps([dist.get_rank(), whole, local]))\n"
+    )
+    env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(script), str(dit_bases("flux2-klein"))],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+    ok(result)
+    shares = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("[")]
+    assert sorted(rank for rank, _, _ in shares) == [0, 1]
+    for _, whole, local in shares:
+        assert 0.45 * whole <= local <= 0.55 * whole
+    assert sum(local for *_, local in shares) >= shares[0][1]
+
+
+def test_processes_accelerate_runs_alone_are_refused_before_they_overwrite_each_other(
+    dit_bases, make_dataset, tmp_path: Path
+) -> None:
+    dataset = make_dataset(name="jane", images=2, repeats=1)
+    out = tmp_path / "out"
+
+    result = train(
+        dataset, out, "--base", dit_bases("flux2-klein"), "--steps", "2", *TINY,
+        processes=2, cpu_flag=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert (
+        "error: 2 processes were launched but accelerate found no GPU and runs each alone: to"
+        " train on CPUs in several processes, set ACCELERATE_USE_CPU=1"
+    ) in result.stderr
+    assert not (out / "checkpoints").exists()
+
+
+def test_what_fsdp_cannot_shard_is_refused_in_one_line(
+    sd15_base: Path, dit_bases, make_dataset, tmp_path: Path
+) -> None:
+    dataset = make_dataset(name="jane", images=2, repeats=1)
+
+    int8 = train(
+        dataset, tmp_path / "int8", "--base", dit_bases("flux2-klein"), "--steps", "2",
+        "--fsdp", "--quantize", "int8", *TINY, processes=2,
+    )  # fmt: skip
+    sd = train(dataset, tmp_path / "sd", "--base", sd15_base, "--for", "sd15", "--fsdp", *TINY)
+
+    assert int8.returncode == 1
+    assert (
+        "error: --fsdp shards bf16 or fp8 weights, not int8: pass --quantize fp8 or none, or"
+        " drop --fsdp to train quantised on each GPU"
+    ) in int8.stderr
+    assert sd.returncode == 1
+    assert sd.stderr.strip().splitlines()[-1] == (
+        "error: --fsdp shards the transformer families; SD 1.5 fits one GPU:"
+        " drop --fsdp and launch the same command for data parallel training"
+    )
