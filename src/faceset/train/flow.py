@@ -133,47 +133,14 @@ class Run:
         self.sharded = sharded(cfg, accelerator)
 
     def train(self, on_step: OnStep) -> TrainResult:
-        cfg, accelerator, device = self.cfg, self.accelerator, self.device
-
-        # 1. The base model, frozen. The seed fixes the adapter's initialisation.
-        torch.manual_seed(cfg.seed)
-        pipe = load_pipeline(cfg.base, self.family, self.dtype, cfg.text_encoder, cfg.vae)
-        for name in ("transformer", "vae", *self.family.text_encoders):
-            getattr(pipe, name).requires_grad_(False)
-        if cfg.adapter is not None:
-            _merge_training_adapter(pipe, cfg.adapter)
-        held = self._plan(pipe)
-        self.cfg = cfg = cfg.model_copy(update={
-            "quantize": held.quantize, "offload": held.offload,
-            "gradient_checkpointing": held.gradient_checkpointing, "optimizer": held.optimizer,
-        })  # fmt: skip
-        if accelerator.is_main_process:  # the plan's choices are part of the resolved config
-            (cfg.out / "training_config.json").write_text(cfg.to_json(), encoding="utf-8")
-        if held.text_encoder == "int8":
-            for name in self.family.text_encoders:
-                quantization.int8_weights(getattr(pipe, name))
-
-        # 2. Caches; then the text encoders go.
-        cache = self._cache(pipe, text_device=device if held.text_encoder != "cpu" else None)
-        for name in self.family.text_encoders:
-            setattr(pipe, name, None)
-        pipe.vae.to("cpu")
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-
-        # 3. The adapter, on the transformer held as planned; a resumed run's adapter weights
-        # go in before sharding, whole.
-        if held.quantize == "nf4":
-            pipe.transformer = quantization.nf4_transformer(cfg.base, pipe.transformer)
-        transformer = pipe.transformer
-        hold_and_adapt(
-            transformer, self.family, held, device, self.dtype,
-            network=cfg.network, rank=cfg.rank, alpha=cfg.alpha,
-        )  # fmt: skip
-        if self.checkpoint is not None:
-            set_peft_model_state_dict(transformer, self.checkpoint.lora[COMPONENT])
+        accelerator = self.accelerator
         if self.sharded:
-            sharding.shard(transformer)
+            # Each process reads the whole model into host memory before it keeps its share:
+            # one at a time, so the machine needs memory for one copy, not one per GPU.
+            pipe, cache, held, transformer = sharding.in_turns(accelerator, self._held_model)
+        else:
+            pipe, cache, held, transformer = self._held_model()
+        cfg = self.cfg
 
         # 4. Optimiser, schedule, accelerate, resume.
         optimizer, optimizer_name = make_optimizer(
@@ -257,6 +224,54 @@ class Run:
         return result
 
     # --- phases ---------------------------------------------------------------------------
+
+    def _held_model(self) -> tuple[Any, FlowCache, memory.MemoryPlan, Any]:
+        """Load the base, cache what training reads, and return the pipeline, the cache, the
+        memory plan and the transformer held as planned with its adapter (sharded with
+        --fsdp)."""
+        cfg, accelerator, device = self.cfg, self.accelerator, self.device
+
+        # 1. The base model, frozen. The seed fixes the adapter's initialisation.
+        torch.manual_seed(cfg.seed)
+        pipe = load_pipeline(cfg.base, self.family, self.dtype, cfg.text_encoder, cfg.vae)
+        for name in ("transformer", "vae", *self.family.text_encoders):
+            getattr(pipe, name).requires_grad_(False)
+        if cfg.adapter is not None:
+            _merge_training_adapter(pipe, cfg.adapter)
+        held = self._plan(pipe)
+        self.cfg = cfg = cfg.model_copy(update={
+            "quantize": held.quantize, "offload": held.offload,
+            "gradient_checkpointing": held.gradient_checkpointing, "optimizer": held.optimizer,
+        })  # fmt: skip
+        if accelerator.is_main_process:  # the plan's choices are part of the resolved config
+            (cfg.out / "training_config.json").write_text(cfg.to_json(), encoding="utf-8")
+        if held.text_encoder == "int8":
+            for name in self.family.text_encoders:
+                quantization.int8_weights(getattr(pipe, name))
+
+        # 2. Caches; then the text encoders go.
+        cache = self._cache(pipe, text_device=device if held.text_encoder != "cpu" else None)
+        for name in self.family.text_encoders:
+            setattr(pipe, name, None)
+        pipe.vae.to("cpu")
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+        # 3. The adapter, on the transformer held as planned; a resumed run's adapter weights
+        # go in before sharding, whole.
+        if held.quantize == "nf4":
+            pipe.transformer = quantization.nf4_transformer(cfg.base, pipe.transformer)
+        transformer = pipe.transformer
+        hold_and_adapt(
+            transformer, self.family, held, device, self.dtype,
+            network=cfg.network, rank=cfg.rank, alpha=cfg.alpha, sharded=self.sharded,
+        )  # fmt: skip
+        if self.checkpoint is not None:
+            set_peft_model_state_dict(transformer, self.checkpoint.lora[COMPONENT])
+        if self.sharded:
+            sharding.shard(transformer)
+
+        return pipe, cache, held, transformer
 
     def _plan(self, pipe: Any) -> memory.MemoryPlan:
         """Return the memory plan for this model, budget and machine (``train/memory.py``)."""
@@ -482,12 +497,14 @@ def hold_and_adapt(
     network: str,
     rank: int,
     alpha: float,
+    sharded: bool = False,
 ) -> None:
     """Hold the frozen ``transformer`` as ``held`` says and add the trainable adapter, in place
-    (shared with ``bench/train.py``, which times exactly this)."""
+    (shared with ``bench/train.py``, which times exactly this). ``sharded``: it stays on the
+    CPU, for FSDP to move each block's share to the GPU (the whole would not fit)."""
     if held.quantize == "int8":
         quantization.int8_weights(transformer)
-    if held.offload == "none":
+    if held.offload == "none" and not sharded:
         transformer.to(device)
     targets = family.target_modules(transformer)
     if network == "lokr":

@@ -13,10 +13,23 @@ run resumes on one GPU and the other way round.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import torch
+
+T = TypeVar("T")
+
+
+def in_turns(accelerator: Any, work: Callable[[], T]) -> T:
+    """Run ``work`` in each process in turn, the others waiting at a barrier. ``work`` must
+    hold no collective: ``shard`` holds none (each process cuts its share locally)."""
+    done: list[T] = []
+    for turn in range(accelerator.num_processes):
+        if turn == accelerator.process_index:
+            done.append(work())
+        accelerator.wait_for_everyone()
+    return done[0]
 
 
 def units(transformer: torch.nn.Module) -> list[torch.nn.Module]:
