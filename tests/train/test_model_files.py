@@ -330,6 +330,48 @@ def comfy_text_encoder(sd: dict[str, Any], family: str) -> dict[str, Any]:
     return {k: v for k, v in sd.items() if k != "lm_head.weight"}  # tied to the embeddings
 
 
+_WAN_RESNET = (
+    ("norm1.gamma", "residual.0.gamma"),
+    ("conv1.", "residual.2."),
+    ("norm2.gamma", "residual.3.gamma"),
+    ("conv2.", "residual.6."),
+    ("conv_shortcut.", "shortcut."),
+)
+
+
+def wan_native(sd: dict[str, Any]) -> dict[str, Any]:
+    """Wan 2.1's own VAE layout, in which ComfyUI ships qwen_image_vae.safetensors (diffusers'
+    convert_wan_vae_to_diffusers, inverted; like the converter, for the real depth only: four
+    levels, two residual blocks each)."""
+
+    def resnet(prefix: str, rest: str) -> str:
+        for ours, theirs in _WAN_RESNET:
+            if rest.startswith(ours):
+                return prefix + theirs + rest[len(ours) :]
+        return prefix + rest
+
+    out: dict[str, Any] = {}
+    for key, value in sd.items():
+        if m := re.match(r"(encoder|decoder)\.mid_block\.resnets\.(\d)\.(.*)", key):
+            new = resnet(f"{m[1]}.middle.{2 * int(m[2])}.", m[3])
+        elif m := re.match(r"(encoder|decoder)\.mid_block\.attentions\.0\.(.*)", key):
+            new = f"{m[1]}.middle.1.{m[2]}"
+        elif m := re.match(r"encoder\.down_blocks\.(\d+)\.(.*)", key):
+            new = resnet(f"encoder.downsamples.{m[1]}.", m[2])
+        elif m := re.match(r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(.*)", key):
+            new = resnet(f"decoder.upsamples.{4 * int(m[1]) + int(m[2])}.", m[3])
+        elif m := re.match(r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.(.*)", key):
+            new = f"decoder.upsamples.{4 * int(m[1]) + 3}.{m[2]}"
+        else:
+            new = re.sub(r"^(encoder|decoder)\.conv_in\.", r"\1.conv1.", key)
+            new = re.sub(r"^(encoder|decoder)\.norm_out\.", r"\1.head.0.", new)
+            new = re.sub(r"^(encoder|decoder)\.conv_out\.", r"\1.head.2.", new)
+            new = re.sub(r"^quant_conv\.", "conv1.", new)
+            new = re.sub(r"^post_quant_conv\.", "conv2.", new)
+        out[new] = value
+    return out
+
+
 def component_state(folder: Path, name: str) -> dict[str, Any]:
     files = sorted((folder / name).glob("*.safetensors"))
     state: dict[str, Any] = {}
@@ -362,6 +404,8 @@ def write_comfyui(
         encoders.append(path)
     vae = component_state(folder, "vae")
     config = json.loads((folder / "vae" / "config.json").read_text())
+    if family == "qwen-image" and vae_layout == "wan":
+        vae = wan_native(vae)
     if family != "qwen-image" and vae_layout == "native":
         blocks = len(config["block_out_channels"])
         vae = ldm_vae(vae, blocks, flux2=family == "flux2-klein")
@@ -468,6 +512,33 @@ def test_comfyui_split_files_load_from_the_diffusion_model_file_alone(
     pipe = families.flow_family(family).load(model, torch.float32)
 
     assert_same_image(family, folder, pipe)
+
+
+def test_qwen_image_vae_in_comfyuis_own_wan_layout_loads(
+    dit_bases, hub, tiny_configs, tmp_path: Path, no_network
+) -> None:
+    """ComfyUI ships qwen_image_vae.safetensors in Wan 2.1's layout, which diffusers' converter
+    reads only at the real depth: the tiny pipeline gets a VAE of the real topology, narrow."""
+    from diffusers import AutoencoderKLQwenImage
+
+    folder = tmp_path / "qwen-real-vae"
+    shutil.copytree(dit_bases("qwen-image"), folder)
+    shutil.rmtree(folder / "vae")
+    torch.manual_seed(0)
+    AutoencoderKLQwenImage(
+        base_dim=8, z_dim=4, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+        temperal_downsample=[False, True, True], latents_mean=[0.0] * 4, latents_std=[1.0] * 4,
+    ).save_pretrained(folder / "vae")  # fmt: skip
+    tiny_configs("qwen-image", folder)
+    model, _ = write_comfyui("qwen-image", folder, tmp_path / "ComfyUI", vae_layout="wan")
+    written = load_file(str(tmp_path / "ComfyUI" / "models" / "vae" / "qwen_image_vae.safetensors"))
+    assert "decoder.upsamples.3.resample.1.weight" in written  # Wan's names, not diffusers'
+    assert "decoder.up_blocks.0.upsamplers.0.resample.1.weight" not in written
+    cache_repo(hub, "Qwen/Qwen-Image", _flatten("tokenizer", folder / "tokenizer"))
+
+    pipe = families.flow_family("qwen-image").load(model, torch.float32)
+
+    assert_same_image("qwen-image", folder, pipe)
 
 
 def _flatten(name: str, folder: Path) -> dict[str, Path]:
