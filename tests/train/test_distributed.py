@@ -51,23 +51,42 @@ def lora(out: Path) -> dict[str, torch.Tensor]:
     return load_file(str(out / "jane.safetensors"))  # the dataset folder names the file
 
 
-def assert_same_lora(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+def assert_same_lora(
+    a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], tolerance: float = TOLERANCE
+) -> None:
     assert a.keys() == b.keys()
     worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
-    assert worst < TOLERANCE, f"the LoRAs differ by up to {worst:.2e}"
+    assert worst < tolerance, f"the LoRAs differ by up to {worst:.2e}"
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.mark.parametrize("family", ["sd15", "flux2-klein"])
+@pytest.mark.parametrize(
+    ("family", "extra", "tolerance"),
+    [
+        ("sd15", (), TOLERANCE),
+        ("flux2-klein", (), TOLERANCE),
+        # SDXL's text encoders condition on their penultimate layer: the last layer's adapter
+        # has no gradient, which DDP must be told of (it stopped at step 2). Text encoded per
+        # process rounds differently, and Adam scales near-zero gradients up: 1e-3.
+        ("sdxl", ("--train-text-encoder",), 1e-3),
+    ],
+)
 def test_two_processes_train_the_lora_one_process_trains(
-    family: str, sd15_base: Path, dit_bases, make_dataset, tmp_path: Path
+    family: str,
+    extra: tuple[str, ...],
+    tolerance: float,
+    sd15_base: Path,
+    sdxl_base: Path,
+    dit_bases,
+    make_dataset,
+    tmp_path: Path,
 ) -> None:
-    base = sd15_base if family == "sd15" else dit_bases(family)
+    base = {"sd15": sd15_base, "sdxl": sdxl_base}.get(family) or dit_bases(family)
     dataset = make_dataset(name="jane", images=4, repeats=1)
-    common = ("--base", base, "--for", family, "--steps", "3", "--sample-every", "0", *TINY)
+    common = ("--base", base, "--for", family, "--steps", "3", "--sample-every", "0", *TINY, *extra)
 
     ok(one_batch := train(dataset, tmp_path / "batch2" / "run", *common, "--batch-size", "2"))
     ok(train(dataset, tmp_path / "accum2" / "run", *common, "--gradient-accumulation", "2"))
@@ -77,8 +96,8 @@ def test_two_processes_train_the_lora_one_process_trains(
     saved = json.loads((tmp_path / "ddp" / "run" / "training_config.json").read_text())
     assert saved["processes"] == 2
     reference = lora(tmp_path / "batch2" / "run")
-    assert_same_lora(reference, lora(tmp_path / "accum2" / "run"))
-    assert_same_lora(reference, lora(tmp_path / "ddp" / "run"))
+    assert_same_lora(reference, lora(tmp_path / "accum2" / "run"), tolerance)
+    assert_same_lora(reference, lora(tmp_path / "ddp" / "run"), tolerance)
     # It trained: the reference moved away from the zero-initialised lora_B.
     assert any(
         v.abs().max() > 1e-3 for k, v in reference.items() if "lora_up" in k or "lora_B" in k

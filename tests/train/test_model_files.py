@@ -538,7 +538,9 @@ def test_qwen_image_vae_in_comfyuis_own_wan_layout_loads(
 
     pipe = families.flow_family("qwen-image").load(model, torch.float32)
 
-    assert_same_image("qwen-image", folder, pipe)
+    # Not assert_same_image: its drawings are remembered per family, of the usual tiny VAE.
+    original = families.flow_family("qwen-image").load(folder, torch.float32)
+    np.testing.assert_allclose(draw(pipe, "qwen-image"), draw(original, "qwen-image"), atol=1e-5)
 
 
 def _flatten(name: str, folder: Path) -> dict[str, Path]:

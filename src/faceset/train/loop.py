@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import DistributedType
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import cast_training_params
 from diffusers.utils import convert_state_dict_to_diffusers
@@ -70,7 +70,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, on_step: OnStep = ignore_st
     weights and optimiser state. ``on_step`` is called after every optimiser step (on the main
     process only).
     """
-    accelerator = Accelerator(mixed_precision=precision_for(cfg.precision))
+    # SDXL conditions on the text encoders' penultimate layer: the last layer's adapter gets no
+    # gradient, which DDP must be told of or it stops at the second step.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=cfg.train_text_encoder)
+    accelerator = Accelerator(mixed_precision=precision_for(cfg.precision), kwargs_handlers=[ddp])
     try:
         check_launch(accelerator)
         with memory_errors(cfg, accelerator.device):
