@@ -54,6 +54,7 @@ from faceset.train.families.base import Conditioning, FlowFamily, to_device
 from faceset.train.loop import (
     batch_indices,
     batch_positions,
+    keep_frozen_out_of_ddp,
     log_summary,
     make_optimizer,
     masked_mse,
@@ -150,6 +151,7 @@ class Run:
         if self.sharded:  # FSDP averages the gradients itself: no DDP wrapper
             model = transformer
         else:
+            keep_frozen_out_of_ddp(transformer)
             # An offloaded transformer moves block by block: accelerate must not move it whole.
             model, optimizer = accelerator.prepare(
                 transformer, optimizer, device_placement=[held.offload == "none", True]

@@ -38,6 +38,7 @@ from diffusers.training_utils import cast_training_params
 from diffusers.utils import convert_state_dict_to_diffusers
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from torch.nn.parallel import DistributedDataParallel
 
 from faceset.train import checkpoints, detect, families, kohya_format, samples
 from faceset.train.adapters import add_lora
@@ -182,6 +183,7 @@ def _train(
     optimizer, optimizer_name = make_optimizer(cfg, groups)
     lr_scheduler = schedule(cfg, optimizer)
     names = list(trained)
+    keep_frozen_out_of_ddp(*trained.values())
     prepared = accelerator.prepare(*trained.values(), optimizer)
     models = dict(zip(names, prepared[: len(names)], strict=True))
     optimizer = prepared[len(names)]
@@ -480,6 +482,17 @@ def optimiser_step(
     lr_scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return float(accelerator.reduce(total / accumulation, "mean"))
+
+
+def keep_frozen_out_of_ddp(*models: torch.nn.Module) -> None:
+    """Tell DDP to leave every frozen weight and buffer alone: each process loaded the same base
+    model from disk, so broadcasting it from the first at start-up (gigabytes) is waste, and
+    fails outright for fp8 weights (gloo has no fp8) and torchao's int8 tensors (no broadcast).
+    Only the adapters, which train, are synchronised."""
+    for model in models:
+        frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
+        frozen += [name for name, _ in model.named_buffers()]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, frozen)
 
 
 def check_launch(accelerator: Accelerator) -> None:
