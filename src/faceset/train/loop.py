@@ -492,7 +492,7 @@ def keep_frozen_out_of_ddp(*models: torch.nn.Module) -> None:
     for model in models:
         frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
         frozen += [name for name, _ in model.named_buffers()]
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, frozen)
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, frozen)  # type: ignore[no-untyped-call]
 
 
 def check_launch(accelerator: Accelerator) -> None:
