@@ -156,6 +156,8 @@ def test_fsdp_across_gpus_holds_qwen_image_in_16_gib_cards_less_lossily() -> Non
     assert (two.quantize, two.offload, two.fits) == ("fp8", "none", True)
     assert (four.quantize, four.offload, four.fits) == ("none", "none", True)
     assert "sharded 4 ways (FSDP)" in four.describe()
+    # bitsandbytes' 8-bit AdamW fails on sharded weights; FSDP shards AdamW's state instead.
+    assert (alone.optimizer, two.optimizer, four.optimizer) == ("adamw8bit", "adamw", "adamw")
     # Sharding divides the weights: 2 cards hold far less of the 20B model than one card.
     bf16_alone = memory.predict(size, quantize="none", offload="none", text_encoder="cpu",
                                 gradient_checkpointing=True, optimizer="adamw",

@@ -125,12 +125,14 @@ class Run:
         started: float,
         checkpoint: checkpoints.Checkpoint | None,
         requested_checkpointing: bool | None = None,
+        requested_optimizer: str = "auto",
     ) -> None:
         self.cfg, self.dataset, self.accelerator = cfg, dataset, accelerator
         self.dtype, self.started, self.checkpoint = dtype, started, checkpoint
         self.family = families.flow_family(cfg.family)
         self.device = accelerator.device
         self.requested_checkpointing = requested_checkpointing
+        self.requested_optimizer = requested_optimizer
         self.sharded = sharded(cfg, accelerator)
 
     def train(self, on_step: OnStep) -> TrainResult:
@@ -292,7 +294,7 @@ class Run:
                 quantize=cfg.quantize,
                 offload=cfg.offload,
                 gradient_checkpointing=self.requested_checkpointing,
-                optimizer=None if cfg.optimizer == "auto" else cfg.optimizer,
+                optimizer=None if self.requested_optimizer == "auto" else self.requested_optimizer,  # type: ignore[arg-type]
             ),
         )
         quantization.check_available(found, cuda)
@@ -483,6 +485,12 @@ def sharding_refusal(held: memory.MemoryPlan, dtype: torch.dtype) -> None:
         )
     if held.offload != "none":
         raise ConfigError("--fsdp gathers one block at a time already: drop --offload block")
+    if held.optimizer == "adamw8bit":
+        # bitsandbytes-foundation/bitsandbytes#1633: its kernels take sharded tensors whole.
+        raise ConfigError(
+            "--fsdp shards AdamW's state already, and bitsandbytes' 8-bit AdamW fails on"
+            " sharded weights: pass --optimizer adamw"
+        )
     if dtype == torch.float16:
         raise ConfigError(
             "--fsdp trains in bf16 or fp32, and this GPU computes in fp16: pass --precision no"

@@ -125,6 +125,7 @@ def _train(
         run = flow.Run(
             cfg, dataset, accelerator, weight_dtype, started, checkpoint,
             requested_checkpointing=requested.gradient_checkpointing,
+            requested_optimizer=requested.optimizer,
         )  # fmt: skip
         return run.train(on_step)
 

@@ -186,7 +186,9 @@ def plan(
     ``shards`` > 1 (FSDP across that many GPUs) holds the weights in bf16 or fp8 only: FSDP
     cannot split int8 or NF4 tensors, and gathers one block at a time in place of offloading.
     """
-    optimizer = overrides.optimizer or ("adamw8bit" if cuda and bitsandbytes else "adamw")
+    # bitsandbytes' 8-bit AdamW fails on FSDP's sharded weights (bitsandbytes#1633).
+    eight_bit = cuda and bitsandbytes and shards == 1
+    optimizer = overrides.optimizer or ("adamw8bit" if eight_bit else "adamw")
     checkpointing = (
         cuda if overrides.gradient_checkpointing is None else overrides.gradient_checkpointing
     )
