@@ -101,6 +101,11 @@ def _train(
     # 2. Resolved settings and the output folder.
     cfg = resolve(requested, dataset, device, accelerator.mixed_precision)
     cfg = cfg.model_copy(update={"processes": accelerator.num_processes})
+    if cfg.family in families.SD_FAMILIES and accelerator.distributed_type == DistributedType.FSDP:
+        raise ConfigError(
+            f"accelerate --use_fsdp shards the transformer families; {cfg.family} fits one GPU:"
+            " launch with --multi_gpu instead"
+        )
     out = cfg.out
     checkpoint = checkpoint_to_resume(cfg, out) if resume else None
     if checkpoint is None and checkpoints.latest(out) is not None:
@@ -113,11 +118,6 @@ def _train(
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_FILE).write_text(cfg.to_json(), encoding="utf-8")
     weight_dtype = DTYPES[accelerator.mixed_precision]
-    if cfg.family in families.SD_FAMILIES and accelerator.distributed_type == DistributedType.FSDP:
-        raise ConfigError(
-            f"accelerate --use_fsdp shards the transformer families; {cfg.family} fits one GPU:"
-            " launch with --multi_gpu instead"
-        )
     if cfg.family in families.FLOW_FAMILIES:
         # The transformers share one flow-matching loop; the rest of this function is SD's.
         from faceset.train import flow
