@@ -527,7 +527,8 @@ def hold_and_adapt(
         # Trainable weights stay float32 under bf16/fp16 base weights (diffusers#6514).
         cast_training_params([transformer], dtype=torch.float32)
     if held.quantize == "fp8":
-        quantization.fp8_storage(transformer, compute=dtype)
+        fp8 = quantization.fp8_storage_for_sharding if sharded else quantization.fp8_storage
+        fp8(transformer, compute=dtype)
     if held.offload == "block":
         quantization.block_offload(transformer, device)
     if held.gradient_checkpointing:

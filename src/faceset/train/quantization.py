@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +58,61 @@ def int8_weights(model: torch.nn.Module) -> None:
 def fp8_storage(transformer: Any, compute: torch.dtype) -> None:
     """Keep the transformer's weights in float8 and cast each layer to ``compute`` as it runs;
     the LoRA layers stay as they are (after ``add_adapter``, as the reference does)."""
-    skip = tuple(
-        getattr(transformer, "_skip_layerwise_casting_patterns", None) or ("pos_embed", "norm")
-    )
     transformer.enable_layerwise_casting(
         storage_dtype=torch.float8_e4m3fn,
         compute_dtype=compute,
-        skip_modules_pattern=(*skip, "lora_"),
+        skip_modules_pattern=(*_skip_patterns(transformer), "lora_"),
     )
+
+
+def fp8_storage_for_sharding(transformer: Any, compute: torch.dtype) -> None:
+    """``fp8_storage`` for a transformer FSDP will shard: the same linear layers in float8, each
+    cast to ``compute`` inside its forward without touching the parameter.
+
+    FSDP2 gathers a block's weights into its parameters' own storage and frees that storage
+    after the block ran. diffusers' layerwise casting swaps each parameter's ``.data`` for a
+    cast copy and back, so after the first step every layer holds its whole weight again and
+    sharding saves nothing; a cast that reads the parameter and leaves it alone keeps the
+    gathered weights transient. The layers are those ``fp8_storage`` casts (diffusers'
+    traversal and skip patterns), which in these transformers are all ``nn.Linear``; the hook
+    keeps diffusers' name for layerwise casting, so the model still reports ``compute`` as its
+    dtype (the pipelines cast their inputs to it)."""
+    from diffusers.hooks import HookRegistry, ModelHook
+
+    class CastInForward(ModelHook):  # type: ignore[misc]
+        storage_dtype, compute_dtype = torch.float8_e4m3fn, compute
+
+        def initialize_hook(self, module: torch.nn.Module) -> torch.nn.Module:
+            return module.to(self.storage_dtype)
+
+        def new_forward(self, module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+            bias = None if module.bias is None else module.bias.to(compute)
+            return torch.nn.functional.linear(x, module.weight.to(compute), bias)
+
+    for layer in _cast_layers(transformer, (*_skip_patterns(transformer), "lora_")):
+        HookRegistry.check_if_exists_or_initialize(layer).register_hook(
+            CastInForward(), "layerwise_casting"
+        )
+
+
+def _skip_patterns(transformer: Any) -> tuple[str, ...]:
+    return tuple(
+        getattr(transformer, "_skip_layerwise_casting_patterns", None) or ("pos_embed", "norm")
+    )
+
+
+def _cast_layers(module: torch.nn.Module, skip: tuple[str, ...], prefix: str = "") -> list[Any]:
+    """The linear layers diffusers' layerwise casting would cast (its traversal: a module whose
+    name matches a skip pattern is left out with everything under it)."""
+    if prefix and any(re.search(pattern, prefix) for pattern in skip):
+        return []
+    if isinstance(module, torch.nn.Linear):
+        return [module]
+    return [
+        layer
+        for name, child in module.named_children()
+        for layer in _cast_layers(child, skip, f"{prefix}.{name}" if prefix else name)
+    ]
 
 
 def block_offload(transformer: Any, device: torch.device) -> None:
