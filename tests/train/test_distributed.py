@@ -118,9 +118,13 @@ def test_fsdp_trains_what_one_process_trains_and_resumes_in_one(
         "--gradient-checkpointing", "--sample-every", "4", "--sample-steps", "2", *TINY,
     )  # fmt: skip
 
-    sharded = train(dataset, tmp_path / "fsdp" / "run", *common, "--fsdp", processes=2)
+    # Two micro-batches a step: FSDP2 accumulates unsharded and reduce-scatters after the last.
+    sharded = train(
+        dataset, tmp_path / "fsdp" / "run", *common, "--fsdp", "--gradient-accumulation", "2",
+        processes=2,
+    )  # fmt: skip
     ok(sharded)
-    ok(train(dataset, tmp_path / "one" / "run", *common, "--batch-size", "2"))
+    ok(train(dataset, tmp_path / "one" / "run", *common, "--batch-size", "4"))
 
     log = " ".join(sharded.stderr.split())
     assert "sharded 2 ways (FSDP)" in log
@@ -134,21 +138,21 @@ def test_fsdp_trains_what_one_process_trains_and_resumes_in_one(
         "step-000004",
     ]
 
-    # Its step-2 checkpoint, resumed in one process with the same images per step, ends where
+    # Its step-2 checkpoint, resumed in one process with the same 4 images per step, ends where
     # the sharded run ended; with fewer images per step, it is refused in one line.
     resumed = tmp_path / "resumed" / "run"
     (resumed / "checkpoints").mkdir(parents=True)
     shutil.copytree(
         fsdp_out / "checkpoints" / "step-000002", resumed / "checkpoints" / "step-000002"
     )
-    refused = train(dataset, resumed, "--resume", "--sample-every", "0")
+    refused = train(dataset, resumed, "--resume", "--sample-every", "0")  # still x 2 micro-batches
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines()[-1] == (
-        f"error: cannot resume {resumed} at 1 images per step: its checkpoints took 2"
-        " (1 x 2 process(es) x 1); keep --batch-size x processes x --gradient-accumulation"
+        f"error: cannot resume {resumed} at 2 images per step: its checkpoints took 4"
+        " (1 x 2 process(es) x 2); keep --batch-size x processes x --gradient-accumulation"
         " the same"
     )
-    ok(train(dataset, resumed, "--resume", "--gradient-accumulation", "2", "--sample-every", "0"))
+    ok(train(dataset, resumed, "--resume", "--gradient-accumulation", "4", "--sample-every", "0"))
     assert_same_lora(lora(fsdp_out), lora(resumed))
 
 
@@ -179,7 +183,9 @@ for module in t.modules():
         gathered = getattr(param, "_unsharded_param", None)
         if gathered is not None and not gathered.requires_grad:
             kept += gathered.untyped_storage().nbytes()
-print(json.dumps([dist.get_rank(), whole + adapter, local, kept]))
+# A file a process: two processes printing to one pipe can interleave their lines.
+with open(f"{sys.argv[3]}/{dist.get_rank()}.json", "w") as f:
+    json.dump([dist.get_rank(), whole + adapter, local, kept], f)
 """
 
 
@@ -195,12 +201,12 @@ def test_sharding_keeps_a_share_of_the_weights_in_each_process(
     env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(script), str(dit_bases("flux2-klein")), quantize],
+         str(script), str(dit_bases("flux2-klein")), quantize, str(tmp_path)],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 
     ok(result)
-    shares = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("[")]
+    shares = [json.loads((tmp_path / f"{rank}.json").read_text()) for rank in (0, 1)]
     assert sorted(rank for rank, *_ in shares) == [0, 1]
     for _, whole, local, kept in shares:
         assert 0.45 * whole <= local <= 0.55 * whole
@@ -248,3 +254,33 @@ def test_what_fsdp_cannot_shard_is_refused_in_one_line(
         "error: --fsdp shards the transformer families; SD 1.5 fits one GPU:"
         " drop --fsdp and launch the same command for data parallel training"
     )
+
+
+def test_a_checkpoint_from_before_processes_were_recorded_resumes_on_its_schedule(
+    sd15_base: Path, make_dataset, tmp_path: Path
+) -> None:
+    """Older runs did not record their processes, and accelerate stepped their schedule once per
+    process: a 2-GPU checkpoint of step 2 says last_epoch 4. The count is read back from it."""
+    dataset = make_dataset(name="jane", images=4, repeats=1)
+    out = tmp_path / "run"
+    common = ("--sample-every", "0", "--save-every", "2")
+    ok(train(dataset, out, "--base", sd15_base, "--for", "sd15", "--steps", "2", *common, *TINY,
+             "--batch-size", "2"))  # fmt: skip
+    # Make it what a 2-GPU run at --batch-size 1 wrote before.
+    checkpoint = out / "checkpoints" / "step-000002"
+    saved = json.loads((checkpoint / "training_config.json").read_text())
+    del saved["processes"]
+    (checkpoint / "training_config.json").write_text(json.dumps(saved | {"batch_size": 1}))
+    schedule = torch.load(checkpoint / "lr_scheduler.pt", weights_only=True)
+    torch.save(schedule | {"last_epoch": 4, "_step_count": 5}, checkpoint / "lr_scheduler.pt")
+
+    refused = train(dataset, out, "--resume", "--steps", "4", *common)
+    resumed = train(
+        dataset, out, "--resume", "--steps", "4", "--gradient-accumulation", "2", *common
+    )
+
+    assert refused.returncode == 1
+    assert "its checkpoints took 2 (1 x 2 process(es) x 1)" in refused.stderr
+    ok(resumed)
+    after = torch.load(out / "checkpoints" / "step-000004" / "lr_scheduler.pt", weights_only=True)
+    assert after["last_epoch"] == 4  # one schedule step per optimiser step since step 2

@@ -121,7 +121,9 @@ def load(path: Path) -> Checkpoint:
         config=config.read(path / CONFIG_FILE),
         lora=lora,
         # Optimiser states hold only tensors and numbers: weights_only keeps pickle code out.
-        optimizer=torch.load(path / "optimizer.pt", weights_only=True),
-        lr_scheduler=torch.load(path / "lr_scheduler.pt", weights_only=True),
+        # On the CPU: a checkpoint of a GPU run holds cuda:0 tensors, and every process of a
+        # resumed multi-GPU run would otherwise put its copy on the first GPU.
+        optimizer=torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True),
+        lr_scheduler=torch.load(path / "lr_scheduler.pt", map_location="cpu", weights_only=True),
         started_at=float(state["started_at"]),
     )

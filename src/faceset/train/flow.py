@@ -134,9 +134,11 @@ class Run:
         self.requested_checkpointing = requested_checkpointing
         self.requested_optimizer = requested_optimizer
         self.sharded = sharded(cfg, accelerator)
+        self.free_gib: float | None = None
 
     def train(self, on_step: OnStep) -> TrainResult:
         accelerator = self.accelerator
+        self.free_gib = self._free_gib()
         if self.sharded:
             # Each process reads the whole model into host memory before it keeps its share:
             # one at a time, so the machine needs memory for one copy, not one per GPU.
@@ -150,7 +152,9 @@ class Run:
             cfg, [{"params": trainable(transformer), "lr": cfg.lr}]
         )
         lr_scheduler = schedule(cfg, optimizer)
-        if self.sharded:  # FSDP averages the gradients itself: no DDP wrapper
+        if self.sharded or accelerator.distributed_type == DistributedType.FSDP:
+            # FSDP averages the gradients itself; and accelerate's --use_fsdp with one process
+            # would wrap the model in FSDP1, which cannot mix frozen bf16/fp8 and fp32 LoRA.
             model = transformer
         else:
             keep_frozen_out_of_ddp(transformer)
@@ -166,6 +170,7 @@ class Run:
             else:
                 optimizer.load_state_dict(self.checkpoint.optimizer)
             lr_scheduler.load_state_dict(self.checkpoint.lr_scheduler)
+            self.checkpoint.optimizer.clear()  # loaded: the optimiser holds its own copy
             start = self.checkpoint.step
             log.info("resuming from %s at step %d", self.checkpoint.path, start)
         items = cache.epoch_items()
@@ -277,13 +282,23 @@ class Run:
 
         return pipe, cache, held, transformer
 
+    def _free_gib(self) -> float | None:
+        """The GPU memory free now (None on the CPU); with several processes the least any of
+        them has, so that all make the same plan (FSDP and DDP need the same weights)."""
+        if self.device.type != "cuda":
+            return None
+        free = torch.cuda.mem_get_info(self.device)[0] / memory.GIB
+        if self.accelerator.num_processes > 1:
+            everyone = self.accelerator.gather(torch.tensor([free], device=self.device))
+            free = float(everyone.min())
+        return free
+
     def _plan(self, pipe: Any) -> memory.MemoryPlan:
         """Return the memory plan for this model, budget and machine (``train/memory.py``)."""
         cfg, cuda = self.cfg, self.device.type == "cuda"
-        free = torch.cuda.mem_get_info(self.device)[0] / memory.GIB if cuda else None
         found = memory.plan(
             model_size(pipe, self.family),
-            memory.budget(cfg.vram, free),
+            memory.budget(cfg.vram, self.free_gib),
             resolution=cfg.resolution,
             rank=cfg.rank,
             cuda=cuda,

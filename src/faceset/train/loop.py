@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,11 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import DistributedDataParallelKwargs, DistributedType
+from accelerate.utils import (
+    DistributedDataParallelKwargs,
+    DistributedType,
+    InitProcessGroupKwargs,
+)
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import cast_training_params
 from diffusers.utils import convert_state_dict_to_diffusers
@@ -74,7 +78,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, on_step: OnStep = ignore_st
     # SDXL conditions on the text encoders' penultimate layer: the last layer's adapter gets no
     # gradient, which DDP must be told of or it stops at the second step.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=cfg.train_text_encoder)
-    accelerator = Accelerator(mixed_precision=precision_for(cfg.precision), kwargs_handlers=[ddp])
+    # A sharded run loads the model one process at a time (train/sharding.py): the others wait
+    # at a barrier longer than NCCL's default 10 minutes when the model is large or the disk slow.
+    group = InitProcessGroupKwargs(timeout=timedelta(hours=2))
+    accelerator = Accelerator(
+        mixed_precision=precision_for(cfg.precision), kwargs_handlers=[ddp, group]
+    )
+    # accelerate launch --use_fsdp asks transformers to load real weights on each machine's first
+    # process only and leave the others' missing ones (a ComfyUI text encoder has no lm_head) on
+    # the meta device; faceset loads and shards the model itself.
+    os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = "false"
     try:
         check_launch(accelerator)
         with memory_errors(cfg, accelerator.device):
@@ -337,6 +350,13 @@ def checkpoint_to_resume(cfg: RunConfig, out: Path) -> checkpoints.Checkpoint:
                 f"cannot resume {out} with {key}={now[key]!r}: its checkpoints used {saved[key]!r}"
             )
     before = checkpoint.config
+    if "processes" not in before.model_fields_set and checkpoint.step:
+        # Written before runs recorded their processes, when accelerate stepped the schedule
+        # once per process: the schedule tells how many there were, and goes back to one
+        # step per optimiser step.
+        stepped = int(checkpoint.lr_scheduler.get("last_epoch", checkpoint.step))
+        before = before.model_copy(update={"processes": max(1, stepped // checkpoint.step)})
+        checkpoint.lr_scheduler.update(last_epoch=checkpoint.step, _step_count=checkpoint.step + 1)
     if before.images_per_step != cfg.images_per_step:
         raise ConfigError(
             f"cannot resume {out} at {cfg.images_per_step} images per step: its checkpoints"
@@ -471,16 +491,20 @@ def optimiser_step(
     accumulation = cfg.gradient_accumulation
     total = torch.zeros((), device=accelerator.device)
     for micro in range(accumulation):
+        last = micro == accumulation - 1
         with contextlib.ExitStack() as no_sync:
-            if micro < accumulation - 1:  # gradients are averaged across GPUs once, at the end
-                for model in models:
+            for model in models:  # gradients are averaged across GPUs once, after the last
+                if hasattr(model, "set_requires_gradient_sync"):  # FSDP2: no no_sync()
+                    model.set_requires_gradient_sync(last)  # type: ignore[operator]
+                elif not last:
                     no_sync.enter_context(accelerator.no_sync(model))
             loss = micro_loss(micro)
             accelerator.backward(loss / accumulation)
         total += loss.detach()
     accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
     optimizer.step()
-    lr_scheduler.step()
+    if not getattr(optimizer, "step_was_skipped", False):  # fp16's scaler skipped an overflow
+        lr_scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return float(accelerator.reduce(total / accumulation, "mean"))
 

@@ -13,6 +13,7 @@ run resumes on one GPU and the other way round.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -22,11 +23,15 @@ T = TypeVar("T")
 
 
 def in_turns(accelerator: Any, work: Callable[[], T]) -> T:
-    """Run ``work`` in each process in turn, the others waiting at a barrier. ``work`` must
-    hold no collective: ``shard`` holds none (each process cuts its share locally)."""
+    """Run ``work`` in each process of a machine in turn (the machines side by side), the
+    others waiting at a barrier. ``work`` must hold no collective: ``shard`` holds none (each
+    process cuts its share locally)."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
+    # Every process must wait at as many barriers: as many turns as the largest machine has.
+    turns = int(accelerator.gather(torch.tensor([local], device=accelerator.device)).max())
     done: list[T] = []
-    for turn in range(accelerator.num_processes):
-        if turn == accelerator.process_index:
+    for turn in range(turns):
+        if turn == accelerator.local_process_index:
             done.append(work())
         accelerator.wait_for_everyone()
     return done[0]
@@ -63,8 +68,9 @@ def whole(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     call it, in the same order)."""
     from torch.distributed.tensor import DTensor
 
+    # To the CPU one tensor at a time: the whole adapter never sits on a GPU beside the shards.
     return {
-        key: value.full_tensor() if isinstance(value, DTensor) else value
+        key: value.full_tensor().cpu() if isinstance(value, DTensor) else value
         for key, value in state.items()
     }
 
