@@ -186,6 +186,12 @@ for module in t.modules():
 # A file a process: two processes printing to one pipe can interleave their lines.
 with open(f"{sys.argv[3]}/{dist.get_rank()}.json", "w") as f:
     json.dump([dist.get_rank(), whole + adapter, local, kept], f)
+dist.barrier()
+dist.destroy_process_group()
+# This script's teardown sometimes aborts in C++ ("terminate called without an active
+# exception", about 1 run in 4 under pytest, never seen in faceset train's runs): the
+# results are written, so skip it.
+import os; os._exit(0)
 """
 
 
