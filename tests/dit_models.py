@@ -213,3 +213,20 @@ def build(family: str, out: Path, clip_tokenizer: Any = None) -> Path:
         raise ValueError(family)
     pipe.save_pretrained(out)
     return out
+
+
+def draw(pipe: Any, family: str) -> Any:
+    """A 2-step 32 px image (numpy) with the family's own guidance path switched on."""
+    import torch
+
+    from faceset.train import families
+
+    impl = families.flow_family(family)
+    pipe.set_progress_bar_config(disable=True)
+    inputs = impl.draw_inputs(
+        pipe, "ohwx man, studio lighting", "", impl.info.guidance, torch.device("cpu")
+    )
+    return pipe(
+        **inputs, height=32, width=32, num_inference_steps=2,
+        generator=torch.Generator("cpu").manual_seed(0), output_type="np",
+    ).images[0]  # fmt: skip

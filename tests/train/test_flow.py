@@ -20,6 +20,7 @@ from peft import LoKrConfig, LoraConfig  # noqa: E402
 from peft.utils import set_peft_model_state_dict  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 
+from dit_models import draw  # noqa: E402
 from faceset.train import TrainConfig, checkpoints, families, train  # noqa: E402
 from faceset.train.adapters import add_lora  # noqa: E402
 
@@ -32,19 +33,6 @@ def config(dataset: Path, base: Path, out: Path, family: str, **changes: Any) ->
         "rank": 4, "alpha": 2.0, "lr": 1e-2, "resolution": 64, "sample_every": 0,
     }  # fmt: skip
     return TrainConfig(**(values | changes))
-
-
-def draw(pipe: Any, family: str) -> Any:
-    """A 2-step 32 px image with the family's own guidance path switched on."""
-    impl = families.flow_family(family)
-    pipe.set_progress_bar_config(disable=True)
-    inputs = impl.draw_inputs(
-        pipe, "ohwx man, studio lighting", "", impl.info.guidance, torch.device("cpu")
-    )
-    return pipe(
-        **inputs, height=32, width=32, num_inference_steps=2,
-        generator=torch.Generator("cpu").manual_seed(0), output_type="np",
-    ).images[0]  # fmt: skip
 
 
 def in_memory(base: Path, family: str, checkpoint: Path, network: str = "lora") -> Any:

@@ -27,6 +27,7 @@ torch = pytest.importorskip(
 import numpy as np  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
+from dit_models import draw  # noqa: E402
 from faceset.train import families, model_files  # noqa: E402
 from faceset.train.errors import BaseModelError  # noqa: E402
 
@@ -138,6 +139,22 @@ def klein_native(sd: dict[str, Any]) -> dict[str, Any]:
         "attn.to_qkv_mlp_proj": "linear1", "attn.to_out": "linear2",
         "attn.norm_q.weight": "norm.query_norm.scale", "attn.norm_k.weight": "norm.key_norm.scale",
     }  # fmt: skip
+
+    def single_block(i: str, rest: str, value: Any, out: dict[str, Any]) -> None:
+        out[f"single_blocks.{i}.{_rename(rest, single)}"] = value
+
+    return bfl_native(sd, top, double, single_block)
+
+
+def bfl_native(
+    sd: dict[str, Any],
+    top: dict[str, str],
+    double: dict[str, str],
+    single_block: Callable[[str, str, Any, dict[str, Any]], None],
+) -> dict[str, Any]:
+    """Black Forest Labs' layout, shared by FLUX.1 and FLUX.2: the final modulation's halves
+    swapped, each double-stream block's q/k/v fused per stream, names from ``top`` and
+    ``double``; ``single_block(i, rest, value, out)`` writes a single-stream block's keys."""
     out: dict[str, Any] = {}
     for key, value in sd.items():
         if key.startswith("norm_out.linear."):
@@ -161,7 +178,7 @@ def klein_native(sd: dict[str, Any]) -> dict[str, Any]:
                 continue
             out[f"double_blocks.{i}.{_rename(rest, double)}"] = value
         elif m := re.match(r"single_transformer_blocks\.(\d+)\.(.+)", key):
-            out[f"single_blocks.{m.group(1)}.{_rename(m.group(2), single)}"] = value
+            single_block(m.group(1), m.group(2), value, out)
         else:
             out[_rename(key, top)] = value
     return out
@@ -227,45 +244,22 @@ def flux1_native(sd: dict[str, Any]) -> dict[str, Any]:
         "norm.linear": "modulation.lin", "attn.norm_q.weight": "norm.query_norm.scale",
         "attn.norm_k.weight": "norm.key_norm.scale", "proj_out": "linear2",
     }  # fmt: skip
-    out: dict[str, Any] = {}
-    for key, value in sd.items():
-        if key.startswith("norm_out.linear."):
-            out[key.replace("norm_out.linear", "final_layer.adaLN_modulation.1")] = swap_halves(
-                value
-            )
-        elif m := re.match(r"transformer_blocks\.(\d+)\.(.+)", key):
-            i, rest = m.groups()
-            if re.match(r"attn\.(to_[qkv]|add_[qkv]_proj)\.", rest):
-                stream = "txt" if "add_" in rest else "img"
-                parts = (
-                    ["add_q_proj", "add_k_proj", "add_v_proj"]
-                    if stream == "txt"
-                    else ["to_q", "to_k", "to_v"]
+
+    def single_block(i: str, rest: str, value: Any, out: dict[str, Any]) -> None:
+        if re.match(r"(attn\.to_[qkv]|proj_mlp)\.", rest):
+            param = rest.rsplit(".", 1)[1]
+            if rest.startswith("attn.to_q."):
+                prefix = f"single_transformer_blocks.{i}."
+                out[f"single_blocks.{i}.linear1.{param}"] = torch.cat(
+                    [
+                        sd[f"{prefix}{p}.{param}"]
+                        for p in ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp")
+                    ]
                 )
-                param = rest.rsplit(".", 1)[1]
-                if rest.startswith(f"attn.{parts[0]}."):
-                    out[f"double_blocks.{i}.{stream}_attn.qkv.{param}"] = torch.cat(
-                        [sd[f"transformer_blocks.{i}.attn.{p}.{param}"] for p in parts]
-                    )
-                continue
-            out[f"double_blocks.{i}.{_rename(rest, double)}"] = value
-        elif m := re.match(r"single_transformer_blocks\.(\d+)\.(.+)", key):
-            i, rest = m.groups()
-            if re.match(r"(attn\.to_[qkv]|proj_mlp)\.", rest):
-                param = rest.rsplit(".", 1)[1]
-                if rest.startswith("attn.to_q."):
-                    prefix = f"single_transformer_blocks.{i}."
-                    out[f"single_blocks.{i}.linear1.{param}"] = torch.cat(
-                        [
-                            sd[f"{prefix}{p}.{param}"]
-                            for p in ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp")
-                        ]
-                    )
-                continue
-            out[f"single_blocks.{i}.{_rename(rest, single)}"] = value
-        else:
-            out[_rename(key, top)] = value
-    return out
+            return
+        out[f"single_blocks.{i}.{_rename(rest, single)}"] = value
+
+    return bfl_native(sd, top, double, single_block)
 
 
 NATIVE = {
@@ -411,19 +405,6 @@ def write_comfyui(
         vae = ldm_vae(vae, blocks, flux2=family == "flux2-klein")
     save_file(vae, str(models / "vae" / names[2]))
     return model, encoders
-
-
-def draw(pipe: Any, family: str) -> Any:
-    """A 2-step 32 px image with the family's own guidance path switched on."""
-    impl = families.flow_family(family)
-    pipe.set_progress_bar_config(disable=True)
-    inputs = impl.draw_inputs(
-        pipe, "ohwx man, studio lighting", "", impl.info.guidance, torch.device("cpu")
-    )
-    return pipe(
-        **inputs, height=32, width=32, num_inference_steps=2,
-        generator=torch.Generator("cpu").manual_seed(0), output_type="np",
-    ).images[0]  # fmt: skip
 
 
 _originals: dict[str, Any] = {}
