@@ -423,6 +423,8 @@ class Run:
         self, transformer: Any, optimizer: Any, lr_scheduler: Any, step: int
     ) -> Path | None:
         """Write checkpoint ``step`` (on the first process; None on the others)."""
+        if not (self.sharded or self.accelerator.is_main_process):
+            return None  # only gathering a sharded state needs every process
         cfg = self.cfg
         state = self._lora_state(transformer)
         optimizer_state = (

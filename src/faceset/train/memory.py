@@ -192,15 +192,15 @@ def plan(
     checkpointing = (
         cuda if overrides.gradient_checkpointing is None else overrides.gradient_checkpointing
     )
-    holds: list[tuple[Quantize, Offload]] = [("none", "none"), ("fp8", "none"), ("int8", "none")]
-    if cuda and bitsandbytes:
-        holds.append(("nf4", "none"))
-    if cuda:
-        holds.append(("int8", "block"))
-        if bitsandbytes:
-            holds.append(("nf4", "block"))
-    if shards > 1:
-        holds = [("none", "none"), ("fp8", "none")]
+    holds: list[tuple[Quantize, Offload]] = [("none", "none"), ("fp8", "none")]
+    if shards == 1:
+        holds.append(("int8", "none"))
+        if cuda and bitsandbytes:
+            holds.append(("nf4", "none"))
+        if cuda:
+            holds.append(("int8", "block"))
+            if bitsandbytes:
+                holds.append(("nf4", "block"))
     if budget_gib is None:
         holds = holds[:1]
     if overrides.quantize is not None or overrides.offload is not None:
